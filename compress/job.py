@@ -1,0 +1,213 @@
+"""One job of a sweep: compress the cached baseline one way, measure both, write the record.
+
+``run_job(cfg)`` is what ``@hydra.main`` calls; tests call it directly on a composed config.
+Whatever happens, the job's folder ends with a ``metrics.json``: ``status: ok`` with the
+measurements, or ``status: failed`` with the error; a failure is then re-raised so Hydra
+reports it after the other jobs of the sweep have run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from compress.artifact import disk_bytes, save_artifact
+from compress.baseline import ensure_baseline
+from compress.env_info import default_threads, git_revision, hardware, library_versions
+from compress.measure.coldload import measure_cold_load
+from compress.measure.latency import interleaved_latency
+from compress.measure.size import size_stats
+from compress.pruning import prune_model
+from compress.quantization import quantize_
+from compress.quiet import quiet_libraries
+from compress.records import RECORD_NAME, SCHEMA_VERSION, write_json_atomic
+from compress.schema import Config, NoPruningConfig
+from compress.tasks import build_task
+
+log = logging.getLogger(__name__)
+
+FACTORS = ("model", "task", "prune_method", "prune", "quant", "batch_size")
+
+
+def factor_levels(cfg: DictConfig) -> dict:
+    """The design point of this job, by factor name (group options by their ``name``)."""
+    levels = {}
+    for factor in FACTORS:
+        node = cfg.get(factor)
+        levels[factor] = node.get("name") if isinstance(node, DictConfig) else node
+    return levels
+
+
+def _hydra_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _ratio(new: float | None, old: float | None) -> float | None:
+    return new / old if new is not None and old else None
+
+
+def _ratios(baseline: dict, compressed: dict) -> dict:
+    ratios = {
+        "disk_bytes": _ratio(compressed["size"]["disk_bytes"], baseline["size"]["disk_bytes"]),
+        "weight_bytes": _ratio(
+            compressed["size"]["weight_bytes"], baseline["size"]["weight_bytes"]
+        ),
+        "nonzero_params": _ratio(
+            compressed["size"]["nonzero_params"], baseline["size"]["nonzero_params"]
+        ),
+        "latency_p50": _ratio(compressed["speed"]["p50_ms"], baseline["speed"]["p50_ms"]),
+        "latency_mean": _ratio(compressed["speed"]["mean_ms"], baseline["speed"]["mean_ms"]),
+        "throughput": _ratio(
+            compressed["speed"]["throughput_sps"], baseline["speed"]["throughput_sps"]
+        ),
+    }
+    for key in ("load_s", "peak_rss_bytes"):
+        old, new = baseline["speed"].get("cold_load", {}), compressed["speed"].get("cold_load", {})
+        ratios[f"cold_{key}"] = _ratio(new.get(key), old.get(key))
+    for key in ("accuracy", "f1", "roc_auc"):
+        if key in baseline["quality"]:
+            ratios[f"{key}_delta"] = compressed["quality"][key] - baseline["quality"][key]
+    return ratios
+
+
+def _notes(
+    config: Config, prune: dict, quant: dict, artifact: dict, load_average: float, threads: int
+) -> list[str]:
+    notes = list(quant["notes"])
+    if isinstance(config.prune_method, NoPruningConfig) and config.prune > 0:
+        notes.append(f"prune_method=none ignores prune={config.prune}: nothing was removed")
+    if prune["zeros_in_scope"] and not prune["structured"] and artifact["format"] == "dense":
+        notes.append(
+            "unstructured zeros are stored densely and multiplied by dense kernels: "
+            "expect no gain in file size or latency from pruning alone"
+        )
+    if load_average > threads:
+        notes.append(
+            f"1-minute load average {load_average:.1f} exceeded {threads} threads: "
+            "timings may be inflated"
+        )
+    return notes
+
+
+def _compress_and_measure(config: Config, output_dir: Path) -> dict:
+    started = time.perf_counter()
+    quiet_libraries()
+    threads = config.threads or default_threads()
+    torch.set_num_threads(threads)
+    torch.manual_seed(config.seed)
+    environment = {
+        "versions": library_versions(),
+        "hardware": hardware(threads),
+        "git": git_revision(Path(__file__).parent),
+    }
+    task = build_task(config.task)
+    baseline = ensure_baseline(config.model, task, Path(config.paths.cache_dir).expanduser())
+    tokenizer = baseline.load_tokenizer()
+    reference = baseline.load_model()
+    model = baseline.load_model()
+    overhead_s = time.perf_counter() - started
+
+    compress_start = time.perf_counter()
+    prune_report = prune_model(config.prune_method, model, config.prune).to_dict()
+    quant_report = quantize_(config.quant, model).to_dict()
+    compress_s = time.perf_counter() - compress_start
+
+    artifact_dir = output_dir / "artifact"
+    artifact = {
+        key: len(value) if isinstance(value, list | dict) else value
+        for key, value in save_artifact(model, artifact_dir).items()
+    }
+    quality, _ = task.evaluate(model, tokenizer, reference=baseline.info["outputs"])
+
+    bench = config.bench
+    inputs = task.latency_inputs(tokenizer, config.batch_size, bench.seq_len)
+    with torch.inference_mode():
+        timings = interleaved_latency(
+            {"baseline": lambda: reference(**inputs), "compressed": lambda: model(**inputs)},
+            bench.warmup,
+            bench.repeats,
+            config.batch_size,
+        )
+    folders = {"baseline": baseline.model_dir, "compressed": artifact_dir}
+    measured = {}
+    for name, net in (("baseline", reference), ("compressed", model)):
+        speed = {"batch_size": config.batch_size, "seq_len": bench.seq_len,
+                 "warmup": bench.warmup, "repeats": bench.repeats, **timings[name]}  # fmt: skip
+        if bench.cold_load:
+            speed["cold_load"] = measure_cold_load(
+                folders[name], config.batch_size, bench.seq_len, threads
+            )
+        measured[name] = {
+            "size": {**size_stats(net), "disk_bytes": disk_bytes(folders[name])},
+            "speed": speed,
+        }
+    measured["baseline"]["quality"] = baseline.info["quality"]
+    measured["baseline"]["training"] = baseline.info["training"]
+    measured["compressed"]["quality"] = quality
+    if not config.keep_artifact:
+        for path in sorted(artifact_dir.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        artifact_dir.rmdir()
+    return {
+        "environment": environment,
+        "compression": {
+            "prune": prune_report,
+            "quant": quant_report,
+            "artifact": artifact,
+            "seconds": compress_s,
+        },  # fmt: skip
+        **measured,
+        "ratios": _ratios(measured["baseline"], measured["compressed"]),
+        "notes": _notes(
+            config,
+            prune_report,
+            quant_report,
+            artifact,
+            environment["hardware"]["load_average_1m"],
+            threads,
+        ),  # fmt: skip
+        "timing": {"overhead_s": overhead_s},
+    }
+
+
+def run_job(cfg: DictConfig) -> dict:
+    """Run one design point and write its record into ``cfg.paths.output_dir``."""
+    output_dir = Path(cfg.paths.output_dir)
+    start = time.perf_counter()
+    record: dict = {
+        "schema_version": SCHEMA_VERSION,
+        "status": "failed",
+        "error": None,
+        "factors": factor_levels(cfg),
+        "overrides": _hydra_overrides(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "started_at": _now(),
+    }
+    try:
+        config: Config = OmegaConf.to_object(cfg)
+        results = _compress_and_measure(config, output_dir)
+        timing = results.pop("timing")
+        record.update(results, status="ok")
+    except Exception as error:
+        record["error"] = f"{type(error).__name__}: {error}"
+        record["traceback"] = traceback.format_exc()
+        log.error("job failed: %s", record["error"])
+        timing = {}
+        raise
+    finally:
+        record["finished_at"] = _now()
+        record["timing"] = {**timing, "wall_s": time.perf_counter() - start}
+        write_json_atomic(output_dir / RECORD_NAME, record)
+    return record

@@ -1,0 +1,28 @@
+"""Find the parts of a transformer that compression methods act on, whatever its family."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def transformer_blocks(model: nn.Module) -> nn.ModuleList:
+    """The repeated blocks (BERT ``encoder.layer``, Llama ``layers``, GPT-2 ``h``): the longest
+    ModuleList in the model."""
+    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
+    if not lists:
+        raise ValueError(f"{type(model).__name__} has no ModuleList of transformer blocks")
+    return max(lists, key=len)
+
+
+def block_linears(model: nn.Module) -> dict[str, nn.Linear]:
+    """Every Linear layer inside the transformer blocks, by qualified name in ``model``.
+
+    Embeddings, LayerNorms, the pooler and the task head are outside the blocks and stay dense.
+    """
+    blocks = transformer_blocks(model)
+    inside = {id(m) for m in blocks.modules()}
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and id(module) in inside
+    }

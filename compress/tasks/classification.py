@@ -1,0 +1,117 @@
+"""Sequence classification (the default sentiment task): baseline fine-tuning, evaluation,
+and the fixed-length batches that latency is measured on."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from functools import cached_property
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+
+from compress.data import TextDataset, TextSplit, load_rotten_tomatoes
+from compress.measure.quality import classification_quality
+from compress.schema import SentimentTaskConfig
+from compress.tasks import build_task
+from compress.training import train_steps
+
+
+class ClassificationTask:
+    def __init__(self, config: SentimentTaskConfig) -> None:
+        self.config = config
+
+    @cached_property
+    def data(self) -> TextDataset:
+        c = self.config
+        return load_rotten_tomatoes(c.train_size, c.calibration_size, c.eval_size, c.split_seed)
+
+    def key_material(self) -> dict:
+        """Everything that changes the fine-tuned baseline."""
+        return asdict(self.config)
+
+    def _encode(
+        self, tokenizer: PreTrainedTokenizerBase, texts: list[str], **padding: object
+    ) -> dict[str, torch.Tensor]:
+        return dict(
+            tokenizer(
+                texts, truncation=True, max_length=self.config.max_length,
+                return_tensors="pt", **({"padding": True} | padding),
+            )
+        )  # fmt: skip
+
+    def batches(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        split: TextSplit,
+        batch_size: int,
+        seed: int | None,
+    ):
+        order = np.arange(len(split))
+        if seed is not None:
+            order = np.random.default_rng(seed).permutation(len(split))
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            batch = self._encode(tokenizer, [split.texts[i] for i in rows])
+            batch["labels"] = torch.as_tensor(split.labels[rows])
+            yield batch
+
+    def train_baseline(self, pretrained: str) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
+        """Fine-tune a fresh classification head, and the encoder under it, on the train split."""
+        tuning = self.config.finetune
+        torch.manual_seed(tuning.seed)
+        tokenizer = AutoTokenizer.from_pretrained(pretrained)
+        model = AutoModelForSequenceClassification.from_pretrained(pretrained, num_labels=2)
+        train = self.data.train
+        steps_per_epoch = -(-len(train) // tuning.batch_size)
+        stats = train_steps(
+            model,
+            lambda epoch: self.batches(tokenizer, train, tuning.batch_size, tuning.seed + epoch),
+            steps_per_epoch,
+            tuning,
+        )
+        return model, tokenizer, stats
+
+    @torch.inference_mode()
+    def predict(self, model: nn.Module, tokenizer: PreTrainedTokenizerBase) -> dict:
+        predictions, scores = [], []
+        for batch in self.batches(tokenizer, self.data.eval, self.config.eval_batch_size, None):
+            batch.pop("labels")
+            logits = model(**batch).logits.float()
+            predictions.append(logits.argmax(-1))
+            scores.append(torch.softmax(logits, -1)[:, 1])
+        return {
+            "predictions": torch.cat(predictions).tolist(),
+            "positive_scores": torch.cat(scores).tolist(),
+        }
+
+    def evaluate(
+        self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, reference: dict | None = None
+    ) -> tuple[dict, dict]:
+        """Quality on the held-out split, and the raw outputs (the reference for later models)."""
+        outputs = self.predict(model, tokenizer)
+        quality = classification_quality(
+            self.data.eval.labels,
+            np.asarray(outputs["predictions"]),
+            np.asarray(outputs["positive_scores"]),
+            None if reference is None else np.asarray(reference["predictions"]),
+        )
+        return quality, outputs
+
+    def latency_inputs(
+        self, tokenizer: PreTrainedTokenizerBase, batch_size: int, seq_len: int
+    ) -> dict[str, torch.Tensor]:
+        """Real held-out snippets, padded or cut to exactly ``seq_len`` tokens."""
+        texts = [self.data.eval.texts[i % len(self.data.eval)] for i in range(batch_size)]
+        return dict(
+            tokenizer(
+                texts, truncation=True, max_length=seq_len, padding="max_length",
+                return_tensors="pt",
+            )
+        )  # fmt: skip
+
+
+@build_task.register(SentimentTaskConfig)
+def _sentiment(config: SentimentTaskConfig) -> ClassificationTask:
+    return ClassificationTask(config)

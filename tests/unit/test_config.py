@@ -1,0 +1,86 @@
+"""Every option of every config group composes; bad values fail with one clear line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
+
+from compress import schema
+from compress.schema import ConfigError
+from tests.conftest import CONF_DIR
+
+GROUPS = {
+    group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    for group in ("model", "task", "prune_method", "quant")
+}
+
+
+@pytest.mark.parametrize(
+    ("group", "option"), [(g, o) for g, options in GROUPS.items() for o in options]
+)
+def test_every_option_composes_into_its_schema(compose_config, group, option):
+    cfg = compose_config([f"{group}={option}"])
+    config = OmegaConf.to_object(cfg)
+    node = getattr(config, group)
+    assert node.name == option
+    expected = schema.SCHEMAS.get(group)
+    if expected is not None:
+        assert isinstance(node, tuple(expected.values()))
+
+
+def test_defaults_are_one_compressed_job(compose_config):
+    config = OmegaConf.to_object(compose_config())
+    assert (config.model.name, config.quant.name, config.prune_method.name) == (
+        "minilm",
+        "int8",
+        "global_l1",
+    )
+    assert 0 < config.prune < 1
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        ("prune=1.5", "prune=1.5 is outside [0, 1)"),
+        ("prune=-0.1", "prune=-0.1 is outside [0, 1)"),
+        ("batch_size=0", "batch_size=0 must be a positive integer"),
+        ("bench.repeats=0", "bench.repeats=0 must be a positive integer"),
+    ],
+)
+def test_out_of_range_values_raise_one_line(compose_config, override, fragment):
+    with pytest.raises(ConfigError) as caught:
+        OmegaConf.to_object(compose_config([override]))
+    assert fragment in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("override", "group"), [("quant=int3", "quant"), ("model=nope", "model")])
+def test_unknown_option_names_the_accepted_ones(compose_config, override, group):
+    with pytest.raises(MissingConfigException) as caught:
+        compose_config([override])
+    message = str(caught.value)
+    assert override.replace("=", "/") in message
+    assert all(option in message for option in GROUPS[group])
+
+
+def test_command_line_rejects_unknown_quant_without_traceback(tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "compress.main", "quant=int3", f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Could not find 'quant/int3'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_wrong_type_fails_at_composition(compose_config):
+    with pytest.raises(ConfigCompositionException, match="prune=half") as caught:
+        compose_config(["prune=half"])
+    assert "could not be converted to Float" in str(caught.value.__cause__)

@@ -1,0 +1,74 @@
+"""A whole job on a tiny model: the record has every section, failures are recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from compress.job import run_job
+from compress.schema import ConfigError
+
+TINY_JOB = [
+    "task.train_size=64",
+    "task.eval_size=48",
+    "task.calibration_size=8",
+    "task.finetune.batch_size=16",
+    "bench.warmup=1",
+    "bench.repeats=3",
+    "bench.seq_len=16",
+    "batch_size=2",
+]
+
+
+def _overrides(tiny_pretrained_dir: Path, *extra: str) -> list[str]:
+    return [f"model.name_or_path={tiny_pretrained_dir}", *TINY_JOB, *extra]
+
+
+def test_job_writes_a_complete_ok_record(compose_config, tiny_pretrained_dir):
+    cfg = compose_config(_overrides(tiny_pretrained_dir, "prune=0.5", "quant=int8"))
+    run_job(cfg)
+    record = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert record["status"] == "ok" and record["error"] is None
+    assert record["factors"] == {
+        "model": "minilm",
+        "task": "sentiment",
+        "prune_method": "global_l1",
+        "prune": 0.5,
+        "quant": "int8",
+        "batch_size": 2,
+    }
+    for side in ("baseline", "compressed"):
+        assert set(record[side]) >= {"size", "speed", "quality"}
+        speed = record[side]["speed"]
+        assert len(speed["samples_ms"]) == 3
+        assert speed["p50_ms"] > 0 and speed["cold_load"]["peak_rss_bytes"] > 0
+        assert 0 <= record[side]["quality"]["accuracy"] <= 1
+    assert record["compression"]["prune"]["zero_fraction"] == pytest.approx(0.5, abs=1e-6)
+    assert record["compression"]["artifact"]["format"] == "int8_dynamic"
+    assert record["ratios"]["disk_bytes"] < 1
+    assert 0 <= record["compressed"]["quality"]["agreement"] <= 1
+    assert record["environment"]["hardware"]["threads"] >= 1
+    assert record["baseline"]["training"]["samples_seen"] == 64
+
+
+def test_bad_value_fails_the_job_and_records_why(compose_config, tiny_pretrained_dir):
+    cfg = compose_config(_overrides(tiny_pretrained_dir, "prune=1.5"))
+    with pytest.raises(ConfigError, match="prune=1.5"):
+        run_job(cfg)
+    record = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert record["status"] == "failed"
+    assert record["error"].startswith("ConfigError: prune=1.5 is outside [0, 1)")
+    assert record["factors"]["prune"] == 1.5
+
+
+def test_the_baseline_is_trained_once_and_reused(compose_config, tiny_pretrained_dir):
+    first = compose_config(_overrides(tiny_pretrained_dir, "quant=fp32", "bench.cold_load=false"))
+    run_job(first)
+    baselines = [p for p in (Path(first.paths.cache_dir) / "baselines").iterdir() if p.is_dir()]
+    assert len(baselines) == 1
+    stamp = (baselines[0] / "baseline.json").stat().st_mtime_ns
+    second = compose_config(_overrides(tiny_pretrained_dir, "quant=bf16", "bench.cold_load=false"))
+    run_job(second)
+    assert (baselines[0] / "baseline.json").stat().st_mtime_ns == stamp

@@ -1,0 +1,61 @@
+"""Size, latency and quality measurements against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from compress.measure.latency import interleaved_latency, latency_stats
+from compress.measure.quality import classification_quality
+from compress.measure.size import size_stats
+from compress.quantization import quantize_
+from compress.schema import Int8DynamicConfig
+from tests.conftest import tiny_bert
+
+
+def test_latency_stats_on_known_samples():
+    stats = latency_stats([10.0, 20.0, 30.0, 40.0], batch_size=8)
+    assert stats["p50_ms"] == pytest.approx(25.0)
+    assert stats["mean_ms"] == pytest.approx(25.0)
+    assert stats["std_ms"] == pytest.approx(np.std([10, 20, 30, 40], ddof=1))
+    assert stats["cv"] == pytest.approx(stats["std_ms"] / 25.0)
+    assert stats["throughput_sps"] == pytest.approx(8 * 1000 / 25.0)
+
+
+def test_interleaved_latency_alternates_and_counts_repeats():
+    calls: list[str] = []
+    runners = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    stats = interleaved_latency(runners, warmup=1, repeats=4, batch_size=1)
+    assert calls == ["a", "b"] + ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert len(stats["a"]["samples_ms"]) == len(stats["b"]["samples_ms"]) == 4
+
+
+def test_quality_metrics_match_hand_counts():
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    predictions = np.array([1, 1, 0, 0, 0, 1])
+    scores = np.array([0.9, 0.8, 0.4, 0.3, 0.2, 0.6])
+    quality = classification_quality(labels, predictions, scores, np.array([1, 1, 1, 0, 0, 1]))
+    assert quality["accuracy"] == pytest.approx(4 / 6)
+    assert quality["precision"] == pytest.approx(2 / 3)
+    assert quality["recall"] == pytest.approx(2 / 3)
+    assert quality["confusion_matrix"] == [[2, 1], [1, 2]]
+    assert quality["roc_auc"] == pytest.approx(8 / 9)
+    assert quality["agreement"] == pytest.approx(5 / 6)
+
+
+def test_size_counts_packed_int8_weights():
+    model = tiny_bert()
+    untouched = size_stats(model)
+    with torch.no_grad():
+        model.bert.encoder.layer[0].intermediate.dense.weight.zero_()
+    fp32 = size_stats(model)
+    quantize_(Int8DynamicConfig(), model)
+    int8 = size_stats(model)
+    assert int8["params"] == fp32["params"] == untouched["params"]
+    assert untouched["nonzero_params"] - fp32["nonzero_params"] == 64 * 32
+    assert int8["nonzero_params"] <= fp32["nonzero_params"]
+    linear_weights = sum(
+        m.in_features * m.out_features for m in tiny_bert().modules() if type(m) is torch.nn.Linear
+    )
+    assert fp32["weight_bytes"] - int8["weight_bytes"] == 3 * linear_weights

@@ -1,0 +1,65 @@
+"""Quantization on tiny models: outputs stay close to fp32 (by signal-to-noise ratio)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch.ao.nn.quantized import dynamic as quantized_dynamic
+
+from compress.quantization import quantize_
+from compress.schema import BFloat16Config, Float16Config, Float32Config, Int8DynamicConfig
+from tests.conftest import tiny_bert
+
+
+def snr_db(reference: torch.Tensor, approximation: torch.Tensor) -> float:
+    noise = (reference - approximation.float()).pow(2).mean()
+    return float(10 * torch.log10(reference.pow(2).mean() / noise))
+
+
+def _hidden(model, inputs) -> torch.Tensor:
+    with torch.no_grad():
+        return model.bert(**inputs).last_hidden_state.float()
+
+
+@pytest.mark.parametrize(
+    ("config", "min_snr_db"),
+    [(Int8DynamicConfig(), 20.0), (BFloat16Config(), 25.0), (Float16Config(), 40.0)],
+)
+def test_quantized_hidden_states_are_close_to_fp32(config, min_snr_db, tiny_inputs):
+    reference, model = tiny_bert(), tiny_bert()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_(config, model)
+    assert snr_db(_hidden(reference, tiny_inputs), _hidden(model, tiny_inputs)) > min_snr_db
+
+
+def test_fp16_warns_and_says_so_in_the_report():
+    with pytest.warns(UserWarning, match="fp16"):
+        report = quantize_(Float16Config(), tiny_bert())
+    assert any("fp16" in note for note in report.notes)
+
+
+def test_int8_converts_every_linear_and_reports_it():
+    model = tiny_bert()
+    linears = sum(1 for m in model.modules() if type(m) is torch.nn.Linear)
+    report = quantize_(Int8DynamicConfig(), model)
+    converted = [m for m in model.modules() if isinstance(m, quantized_dynamic.Linear)]
+    assert report.layers_quantized == linears == len(converted)
+    assert not any(type(m) is torch.nn.Linear for m in model.modules())
+
+
+def test_fp32_is_identity(tiny_inputs):
+    reference, model = tiny_bert(), tiny_bert()
+    report = quantize_(Float32Config(), model)
+    assert report.layers_quantized == 0
+    with torch.no_grad():
+        assert torch.equal(model(**tiny_inputs).logits, reference(**tiny_inputs).logits)
+
+
+@pytest.mark.parametrize(("config", "dtype"), [(BFloat16Config(), torch.bfloat16)])
+def test_cast_levels_change_every_floating_weight(config, dtype):
+    model = tiny_bert()
+    quantize_(config, model)
+    assert {p.dtype for p in model.parameters()} == {dtype}
