@@ -1,8 +1,9 @@
 """Save a compressed model so that its size on disk is real, and load it back.
 
 An artifact is a folder with the Hugging Face ``config.json`` and ``model.safetensors`` plus
-``compress.json``, a manifest naming the storage format. Float models (fp32/fp16/bf16, pruned
-or not) use the ordinary ``save_pretrained`` layout, so ``from_pretrained`` opens them.
+``compress.json``, a manifest naming the storage format, and the tokenizer in ``tokenizer/``.
+Float models (fp32/fp16/bf16, pruned or not) use the ordinary ``save_pretrained`` layout,
+so ``from_pretrained`` opens them.
 Dynamic-int8 models cannot go through safetensors as torch stores them (their packed
 parameters hold a ``torch.dtype``), so their Linear weights are stored as plain int8 tensors
 with their scale and zero point and re-packed on load.
@@ -22,12 +23,15 @@ from torch.ao.nn.quantized import dynamic as quantized_dynamic
 from transformers.initialization import no_init_weights
 
 MANIFEST = "compress.json"
+# The tokenizer travels with the artifact (serving needs it) but is not the model's size.
+TOKENIZER_DIR = "tokenizer"
 _INT8_KEYS = ("weight", "weight_scale", "weight_zero_point", "bias")
 WEIGHTS = "model.safetensors"
 
 
 def disk_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+    """Bytes of the model files of an artifact: every file in the folder, tokenizer excluded."""
+    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
 
 
 def _int8_linears(model: nn.Module) -> dict[str, quantized_dynamic.Linear]:

@@ -1,8 +1,8 @@
 """The fine-tuned, uncompressed baseline: trained once per (model, task, training settings),
 cached on disk and shared by every job of every sweep.
 
-Cache entry ``<cache>/baselines/<model>-<task>-<key>/``: ``model/`` (a dense artifact),
-``tokenizer/`` and ``baseline.json`` (training cost, held-out quality, and the held-out
+Cache entry ``<cache>/baselines/<model>-<task>-<key>/``: ``model/`` (a dense artifact with
+its tokenizer) and ``baseline.json`` (training cost, held-out quality, and the held-out
 outputs that compressed models are compared against). It is built under a file lock in a
 staging folder and renamed into place, so parallel jobs never see half an entry.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from compress import sources
-from compress.artifact import load_artifact, save_artifact
+from compress.artifact import TOKENIZER_DIR, load_artifact, save_artifact
 from compress.filelock import exclusive_lock
 from compress.records import write_json_atomic
 from compress.schema import ModelConfig
@@ -27,7 +27,7 @@ from compress.schema import ModelConfig
 log = logging.getLogger(__name__)
 
 # Bump when training or evaluation code changes what a cached baseline holds.
-BASELINE_FORMAT = 1
+BASELINE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Baseline:
         return load_artifact(self.model_dir)
 
     def load_tokenizer(self) -> PreTrainedTokenizerBase:
-        return AutoTokenizer.from_pretrained(str(self.folder / "tokenizer"))
+        return AutoTokenizer.from_pretrained(str(self.model_dir / TOKENIZER_DIR))
 
 
 def baseline_key(model: ModelConfig, task) -> str:
@@ -63,7 +63,7 @@ def _build(model_config: ModelConfig, task, cache_dir: Path, folder: Path) -> No
     model, tokenizer, training = task.train_baseline(pretrained)
     quality, outputs = task.evaluate(model, tokenizer)
     save_artifact(model, folder / "model")
-    tokenizer.save_pretrained(str(folder / "tokenizer"))
+    tokenizer.save_pretrained(str(folder / "model" / TOKENIZER_DIR))
     info = {
         "model": model_config.name,
         "name_or_path": model_config.name_or_path,

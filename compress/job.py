@@ -8,7 +8,9 @@ reports it after the other jobs of the sweep have run.
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import time
 import traceback
 from datetime import UTC, datetime
@@ -17,11 +19,10 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from compress.artifact import disk_bytes, save_artifact
+from compress.artifact import TOKENIZER_DIR, disk_bytes, save_artifact
 from compress.baseline import ensure_baseline
 from compress.env_info import default_threads, git_revision, hardware, library_versions
 from compress.measure.coldload import measure_cold_load
-from compress.measure.latency import interleaved_latency
 from compress.measure.size import size_stats
 from compress.pruning import prune_model
 from compress.quantization import quantize_
@@ -82,9 +83,8 @@ def _ratios(baseline: dict, compressed: dict) -> dict:
     return ratios
 
 
-def _notes(
-    config: Config, prune: dict, quant: dict, artifact: dict, load_average: float, threads: int
-) -> list[str]:
+def _notes(config: Config, compression: dict, load_average: float, threads: int) -> list[str]:
+    prune, quant, artifact = (compression[k] for k in ("prune", "quant", "artifact"))
     notes = list(quant["notes"])
     if isinstance(config.prune_method, NoPruningConfig) and config.prune > 0:
         notes.append(f"prune_method=none ignores prune={config.prune}: nothing was removed")
@@ -101,90 +101,101 @@ def _notes(
     return notes
 
 
+def _environment(threads: int) -> dict:
+    return {
+        "versions": library_versions(),
+        "hardware": hardware(threads),
+        "git": git_revision(Path(__file__).parent),
+    }
+
+
+def _compress(config: Config, model: torch.nn.Module, artifact_dir: Path) -> dict:
+    """Prune, then quantize, then save: the order every recipe follows."""
+    start = time.perf_counter()
+    prune_report = prune_model(config.prune_method, model, config.prune).to_dict()
+    quant_report = quantize_(config.quant, model).to_dict()
+    seconds = time.perf_counter() - start
+    manifest = save_artifact(model, artifact_dir)
+    artifact = {k: len(v) if isinstance(v, list | dict) else v for k, v in manifest.items()}
+    return {"prune": prune_report, "quant": quant_report, "artifact": artifact, "seconds": seconds}
+
+
+def _measure(
+    config: Config, task, models: dict, folders: dict[str, Path], tokenizer, threads: int
+) -> dict[str, dict]:
+    """Size and speed of each model; speed is timed with the models interleaved."""
+    bench = config.bench
+    speeds = task.measure_speed(models, tokenizer, config.batch_size, bench)
+    measured = {}
+    for name, model in models.items():
+        speed = speeds[name]
+        if bench.cold_load:
+            speed["cold_load"] = measure_cold_load(
+                folders[name], config.batch_size, bench.seq_len, threads
+            )
+        size = {**size_stats(model), "disk_bytes": disk_bytes(folders[name])}
+        measured[name] = {"size": size, "speed": speed}
+    return measured
+
+
 def _compress_and_measure(config: Config, output_dir: Path) -> dict:
     started = time.perf_counter()
     quiet_libraries()
     threads = config.threads or default_threads()
     torch.set_num_threads(threads)
     torch.manual_seed(config.seed)
-    environment = {
-        "versions": library_versions(),
-        "hardware": hardware(threads),
-        "git": git_revision(Path(__file__).parent),
-    }
+    environment = _environment(threads)
     task = build_task(config.task)
     baseline = ensure_baseline(config.model, task, Path(config.paths.cache_dir).expanduser())
     tokenizer = baseline.load_tokenizer()
-    reference = baseline.load_model()
-    model = baseline.load_model()
+    reference, model = baseline.load_model(), baseline.load_model()
     overhead_s = time.perf_counter() - started
 
-    compress_start = time.perf_counter()
-    prune_report = prune_model(config.prune_method, model, config.prune).to_dict()
-    quant_report = quantize_(config.quant, model).to_dict()
-    compress_s = time.perf_counter() - compress_start
-
     artifact_dir = output_dir / "artifact"
-    artifact = {
-        key: len(value) if isinstance(value, list | dict) else value
-        for key, value in save_artifact(model, artifact_dir).items()
-    }
+    compression = _compress(config, model, artifact_dir)
+    tokenizer.save_pretrained(str(artifact_dir / TOKENIZER_DIR))
     quality, _ = task.evaluate(model, tokenizer, reference=baseline.info["outputs"])
-
-    bench = config.bench
-    inputs = task.latency_inputs(tokenizer, config.batch_size, bench.seq_len)
-    with torch.inference_mode():
-        timings = interleaved_latency(
-            {"baseline": lambda: reference(**inputs), "compressed": lambda: model(**inputs)},
-            bench.warmup,
-            bench.repeats,
-            config.batch_size,
-        )
     folders = {"baseline": baseline.model_dir, "compressed": artifact_dir}
-    measured = {}
-    for name, net in (("baseline", reference), ("compressed", model)):
-        speed = {"batch_size": config.batch_size, "seq_len": bench.seq_len,
-                 "warmup": bench.warmup, "repeats": bench.repeats, **timings[name]}  # fmt: skip
-        if bench.cold_load:
-            speed["cold_load"] = measure_cold_load(
-                folders[name], config.batch_size, bench.seq_len, threads
-            )
-        measured[name] = {
-            "size": {**size_stats(net), "disk_bytes": disk_bytes(folders[name])},
-            "speed": speed,
-        }
-    measured["baseline"]["quality"] = baseline.info["quality"]
-    measured["baseline"]["training"] = baseline.info["training"]
+    models = {"baseline": reference, "compressed": model}
+    measured = _measure(config, task, models, folders, tokenizer, threads)
+    measured["baseline"].update(
+        quality=baseline.info["quality"], training=baseline.info["training"]
+    )
     measured["compressed"]["quality"] = quality
     if not config.keep_artifact:
-        for path in sorted(artifact_dir.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        artifact_dir.rmdir()
+        shutil.rmtree(artifact_dir)
+    load_average = environment["hardware"]["load_average_1m"]
     return {
         "environment": environment,
-        "compression": {
-            "prune": prune_report,
-            "quant": quant_report,
-            "artifact": artifact,
-            "seconds": compress_s,
-        },  # fmt: skip
+        "compression": compression,
         **measured,
         "ratios": _ratios(measured["baseline"], measured["compressed"]),
-        "notes": _notes(
-            config,
-            prune_report,
-            quant_report,
-            artifact,
-            environment["hardware"]["load_average_1m"],
-            threads,
-        ),  # fmt: skip
+        "notes": _notes(config, compression, load_average, threads),
         "timing": {"overhead_s": overhead_s},
     }
+
+
+def _finished_record(output_dir: Path, resolved: dict) -> dict | None:
+    """The record of an earlier run of this very job, if it ended ``ok``: a re-run of a sweep
+    into the same folder then skips it. A killed job never wrote one (writes are atomic)."""
+    path = output_dir / RECORD_NAME
+    try:
+        record = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if record.get("status") == "ok" and record.get("config") == resolved:
+        return record
+    return None
 
 
 def run_job(cfg: DictConfig) -> dict:
     """Run one design point and write its record into ``cfg.paths.output_dir``."""
     output_dir = Path(cfg.paths.output_dir)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    finished = _finished_record(output_dir, resolved)
+    if finished is not None:
+        log.info("skipping: %s already holds an ok record of this job", output_dir)
+        return finished
     start = time.perf_counter()
     record: dict = {
         "schema_version": SCHEMA_VERSION,
@@ -192,7 +203,7 @@ def run_job(cfg: DictConfig) -> dict:
         "error": None,
         "factors": factor_levels(cfg),
         "overrides": _hydra_overrides(),
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": resolved,
         "started_at": _now(),
     }
     try:

@@ -31,6 +31,9 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(handle, 0o666 & ~umask)  # mkstemp makes it private; records are for sharing
         with os.fdopen(handle, "w") as stream:
             json.dump(_jsonable(payload), stream, indent=1, allow_nan=False)
             stream.flush()

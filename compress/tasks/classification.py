@@ -4,7 +4,7 @@ and the fixed-length batches that latency is measured on."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 import torch
@@ -12,8 +12,9 @@ from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 
 from compress.data import TextDataset, TextSplit, load_rotten_tomatoes
+from compress.measure.latency import interleaved_latency
 from compress.measure.quality import classification_quality
-from compress.schema import SentimentTaskConfig
+from compress.schema import BenchConfig, SentimentTaskConfig
 from compress.tasks import build_task
 from compress.training import train_steps
 
@@ -99,17 +100,27 @@ class ClassificationTask:
         )
         return quality, outputs
 
-    def latency_inputs(
-        self, tokenizer: PreTrainedTokenizerBase, batch_size: int, seq_len: int
-    ) -> dict[str, torch.Tensor]:
-        """Real held-out snippets, padded or cut to exactly ``seq_len`` tokens."""
+    def measure_speed(
+        self,
+        models: dict[str, nn.Module],
+        tokenizer: PreTrainedTokenizerBase,
+        batch_size: int,
+        bench: BenchConfig,
+    ) -> dict[str, dict]:
+        """Forward latency on real held-out snippets padded or cut to ``bench.seq_len``."""
         texts = [self.data.eval.texts[i % len(self.data.eval)] for i in range(batch_size)]
-        return dict(
+        inputs = dict(
             tokenizer(
-                texts, truncation=True, max_length=seq_len, padding="max_length",
+                texts, truncation=True, max_length=bench.seq_len, padding="max_length",
                 return_tensors="pt",
             )
         )  # fmt: skip
+        runners = {name: partial(model, **inputs) for name, model in models.items()}
+        with torch.inference_mode():
+            timings = interleaved_latency(runners, bench.warmup, bench.repeats, batch_size)
+        shape = {"batch_size": batch_size, "seq_len": bench.seq_len}
+        counts = {"warmup": bench.warmup, "repeats": bench.repeats}
+        return {name: {**shape, **counts, **stats} for name, stats in timings.items()}
 
 
 @build_task.register(SentimentTaskConfig)

@@ -72,3 +72,21 @@ def test_the_baseline_is_trained_once_and_reused(compose_config, tiny_pretrained
     second = compose_config(_overrides(tiny_pretrained_dir, "quant=bf16", "bench.cold_load=false"))
     run_job(second)
     assert (baselines[0] / "baseline.json").stat().st_mtime_ns == stamp
+
+
+def test_rerun_into_the_same_folder_skips_a_finished_job(compose_config, tiny_pretrained_dir):
+    cfg = compose_config(_overrides(tiny_pretrained_dir, "quant=fp32", "bench.cold_load=false"))
+    first = run_job(cfg)
+    record_path = Path(cfg.paths.output_dir) / "metrics.json"
+    stamp = record_path.stat().st_mtime_ns
+    assert run_job(cfg) == first
+    assert record_path.stat().st_mtime_ns == stamp
+
+
+def test_rerun_repeats_a_failed_job(compose_config, tiny_pretrained_dir):
+    cfg = compose_config(_overrides(tiny_pretrained_dir, "quant=fp32", "bench.cold_load=false"))
+    record_path = Path(cfg.paths.output_dir) / "metrics.json"
+    record_path.parent.mkdir(parents=True)
+    record_path.write_text('{"status": "failed", "error": "killed"}')
+    assert run_job(cfg)["status"] == "ok"
+    assert json.loads(record_path.read_text())["status"] == "ok"
