@@ -14,6 +14,7 @@ import shutil
 import time
 import traceback
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ from compress.baseline import ensure_baseline
 from compress.env_info import default_threads, git_revision, hardware, library_versions
 from compress.measure.coldload import measure_cold_load
 from compress.measure.size import size_stats
-from compress.pruning import prune_model
+from compress.pruning import PruneContext, prune_model
 from compress.quantization import quantize_
 from compress.quiet import quiet_libraries
 from compress.records import RECORD_NAME, SCHEMA_VERSION, write_json_atomic
@@ -85,14 +86,16 @@ def _ratios(baseline: dict, compressed: dict) -> dict:
 
 def _notes(config: Config, compression: dict, load_average: float, threads: int) -> list[str]:
     prune, quant, artifact = (compression[k] for k in ("prune", "quant", "artifact"))
-    notes = list(quant["notes"])
+    notes = list(prune["notes"]) + list(quant["notes"])
     if isinstance(config.prune_method, NoPruningConfig) and config.prune > 0:
         notes.append(f"prune_method=none ignores prune={config.prune}: nothing was removed")
-    if prune["zeros_in_scope"] and not prune["structured"] and artifact["format"] == "dense":
-        notes.append(
-            "unstructured zeros are stored densely and multiplied by dense kernels: "
-            "expect no gain in file size or latency from pruning alone"
+    if prune["zeros_in_scope"] and not prune["structured"]:
+        stored = (
+            f"{artifact['sparse']} sparse weight matrices are stored as bitmask + values"
+            if artifact["sparse"]
+            else "no weight matrix was sparse enough to store smaller than dense"
         )
+        notes.append(f"unstructured zeros are computed by dense kernels (no speed-up); {stored}")
     if load_average > threads:
         notes.append(
             f"1-minute load average {load_average:.1f} exceeded {threads} threads: "
@@ -109,10 +112,12 @@ def _environment(threads: int) -> dict:
     }
 
 
-def _compress(config: Config, model: torch.nn.Module, artifact_dir: Path) -> dict:
+def _compress(
+    config: Config, model: torch.nn.Module, context: PruneContext, artifact_dir: Path
+) -> dict:
     """Prune, then quantize, then save: the order every recipe follows."""
     start = time.perf_counter()
-    prune_report = prune_model(config.prune_method, model, config.prune).to_dict()
+    prune_report = prune_model(config.prune_method, model, config.prune, context).to_dict()
     quant_report = quantize_(config.quant, model).to_dict()
     seconds = time.perf_counter() - start
     manifest = save_artifact(model, artifact_dir)
@@ -152,7 +157,8 @@ def _compress_and_measure(config: Config, output_dir: Path) -> dict:
     overhead_s = time.perf_counter() - started
 
     artifact_dir = output_dir / "artifact"
-    compression = _compress(config, model, artifact_dir)
+    context = PruneContext(calibration=partial(task.calibration_batches, tokenizer))
+    compression = _compress(config, model, context, artifact_dir)
     tokenizer.save_pretrained(str(artifact_dir / TOKENIZER_DIR))
     quality, _ = task.evaluate(model, tokenizer, reference=baseline.info["outputs"])
     folders = {"baseline": baseline.model_dir, "compressed": artifact_dir}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from torch import nn
 
 
@@ -26,3 +28,23 @@ def block_linears(model: nn.Module) -> dict[str, nn.Linear]:
         for name, module in model.named_modules()
         if isinstance(module, nn.Linear) and id(module) in inside
     }
+
+
+_ATTENTION = re.compile(r"(^|\.)(\w*attn\w*|\w*attention\w*)(\.|$)")
+
+
+def is_attention(name: str) -> bool:
+    """Whether a block's Linear (by qualified name) belongs to attention rather than the FFN."""
+    return bool(_ATTENTION.search(name))
+
+
+def linears_in_scope(model: nn.Module, scope: str) -> dict[str, nn.Linear]:
+    """The Linear layers an unstructured method may prune (see ``UnstructuredPruningConfig``)."""
+    if scope == "all":
+        return {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    layers = block_linears(model)
+    if scope == "attention":
+        return {n: m for n, m in layers.items() if is_attention(n)}
+    if scope == "ffn":
+        return {n: m for n, m in layers.items() if not is_attention(n)}
+    return layers

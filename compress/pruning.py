@@ -1,74 +1,291 @@
 """Pruning methods: one registered handler per config dataclass of :mod:`compress.schema`.
 
-Every handler makes its change permanent (no mask re-parametrisation stays behind) and
-reports what it really removed, measured on the weights afterwards.
+Unstructured methods zero weights (the tensors keep their shape); structured methods cut
+heads, neurons or blocks out of the tensors (the model really shrinks). Every handler makes
+its change permanent and reports what it removed, measured on the model afterwards.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from compress.layers import block_linears
+from compress.layers import block_linears, linears_in_scope, transformer_blocks
 from compress.registry import Registry
-from compress.schema import MagnitudePruningConfig, NoPruningConfig
+from compress.schema import (
+    ConfigError,
+    HeadAndNeuronPruningConfig,
+    HeadPruningConfig,
+    LayerPruningConfig,
+    MagnitudePruningConfig,
+    NeuronPruningConfig,
+    NoPruningConfig,
+    RandomPruningConfig,
+    SemiStructuredPruningConfig,
+)
+from compress.structure import (
+    head_count,
+    head_size,
+    keep_blocks,
+    keep_heads,
+    keep_neurons,
+    layout_of,
+)
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class PruneContext:
+    """What data-driven methods may use: labelled calibration batches (``n`` of them)."""
+
+    calibration: Callable[[int], Iterable[Batch]] | None = None
 
 
 @dataclass(frozen=True)
 class PruneReport:
     method: str
     target: float
-    layers: int
+    unit: str
+    units_total: int
+    units_removed: int
+    params_before: int
+    params_after: int
     weights_in_scope: int
     zeros_in_scope: int
-    structured: bool = False
+    structured: bool
+    notes: list[str] = field(default_factory=list)
 
     @property
     def zero_fraction(self) -> float:
         return self.zeros_in_scope / self.weights_in_scope if self.weights_in_scope else 0.0
 
+    @property
+    def params_removed_fraction(self) -> float:
+        return 1.0 - self.params_after / self.params_before
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "zero_fraction": self.zero_fraction}
+        extra = {"zero_fraction": self.zero_fraction}
+        return asdict(self) | extra | {"params_removed_fraction": self.params_removed_fraction}
 
 
 prune_model = Registry("pruning method")
 
 
-def _report(method: str, target: float, layers: dict[str, nn.Linear]) -> PruneReport:
+def _params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _zeros(layers: dict[str, nn.Linear]) -> tuple[int, int]:
     weights = [layer.weight for layer in layers.values()]
-    return PruneReport(
-        method=method,
-        target=target,
-        layers=len(weights),
-        weights_in_scope=sum(w.numel() for w in weights),
-        zeros_in_scope=sum(int((w == 0).sum()) for w in weights),
-    )
+    return sum(w.numel() for w in weights), sum(int((w == 0).sum()) for w in weights)
+
+
+def _count_to_remove(amount: float, total: int, unit: str) -> int:
+    removed = round(amount * total)
+    if removed >= total:
+        most = (total - 0.5) / total
+        raise ConfigError(
+            f"prune={amount} removes {removed} of {total} {unit}; at least one must stay "
+            f"(prune < {most:.3f})"
+        )
+    return removed
 
 
 @prune_model.register(NoPruningConfig)
-def _no_pruning(config: NoPruningConfig, model: nn.Module, amount: float) -> PruneReport:
-    return _report(config.name, 0.0, block_linears(model))
+def _no_pruning(
+    config: NoPruningConfig, model: nn.Module, amount: float, context: PruneContext
+) -> PruneReport:
+    params = _params(model)
+    return PruneReport(config.name, 0.0, "weights", 0, 0, params, params,
+                       *_zeros(block_linears(model)), structured=False)  # fmt: skip
+
+
+def _unstructured(
+    config, model: nn.Module, amount: float, method: type[torch_prune.BasePruningMethod]
+) -> PruneReport:
+    layers = linears_in_scope(model, config.scope)
+    params = _params(model)
+    if amount > 0:
+        if config.per_layer:
+            for layer in layers.values():
+                method.apply(layer, "weight", amount=amount)
+        else:
+            targets = [(layer, "weight") for layer in layers.values()]
+            torch_prune.global_unstructured(targets, pruning_method=method, amount=amount)
+        for layer in layers.values():
+            torch_prune.remove(layer, "weight")
+    in_scope, zeros = _zeros(layers)
+    return PruneReport(config.name, amount, "weights", in_scope, zeros, params, params,
+                       in_scope, zeros, structured=False)  # fmt: skip
 
 
 @prune_model.register(MagnitudePruningConfig)
 @torch.no_grad()
-def _l1_unstructured(
-    config: MagnitudePruningConfig, model: nn.Module, amount: float
+def _magnitude(config, model: nn.Module, amount: float, context: PruneContext) -> PruneReport:
+    return _unstructured(config, model, amount, torch_prune.L1Unstructured)
+
+
+@prune_model.register(RandomPruningConfig)
+@torch.no_grad()
+def _random(config, model: nn.Module, amount: float, context: PruneContext) -> PruneReport:
+    torch.manual_seed(config.seed)
+    return _unstructured(config, model, amount, torch_prune.RandomUnstructured)
+
+
+@prune_model.register(SemiStructuredPruningConfig)
+@torch.no_grad()
+def _semi_structured(
+    config: SemiStructuredPruningConfig, model: nn.Module, amount: float, context: PruneContext
 ) -> PruneReport:
-    layers = block_linears(model)
-    if amount > 0:
-        if config.per_layer:
-            for layer in layers.values():
-                torch_prune.l1_unstructured(layer, "weight", amount=amount)
+    pattern = config.zeros / config.group
+    if abs(amount - pattern) > 1e-9:
+        raise ConfigError(
+            f"prune_method={config.name} removes exactly {pattern:g} of the weights; "
+            f"got prune={amount} (use prune={pattern:g})"
+        )
+    layers = linears_in_scope(model, config.scope)
+    for name, layer in layers.items():
+        out_features, in_features = layer.weight.shape
+        if in_features % config.group:
+            raise ValueError(f"{name}: {in_features} inputs are not a multiple of {config.group}")
+        groups = layer.weight.view(out_features, in_features // config.group, config.group)
+        smallest = groups.abs().topk(config.zeros, dim=-1, largest=False).indices
+        groups.scatter_(-1, smallest, 0.0)
+    in_scope, zeros = _zeros(layers)
+    params = _params(model)
+    note = (
+        f"{config.zeros}:{config.group} sparsity runs faster only on GPU sparse tensor cores "
+        "(NVIDIA Ampere or later); on CPU it is stored compactly but computed densely"
+    )
+    return PruneReport(config.name, amount, "weights", in_scope, zeros, params, params,
+                       in_scope, zeros, structured=False, notes=[note])  # fmt: skip
+
+
+def _head_norms(block: nn.Module) -> torch.Tensor:
+    layout, size = layout_of(block), head_size(block)
+    heads = head_count(block)
+    squares = torch.zeros(heads)
+    for path in (layout.query, layout.key, layout.value):
+        squares += (
+            block.get_submodule(path).weight.detach().view(heads, size, -1).pow(2).sum((1, 2))
+        )
+    output = block.get_submodule(layout.output).weight.detach()
+    squares += output.view(output.shape[0], heads, size).pow(2).sum((0, 2))
+    return squares.sqrt()
+
+
+def _head_gradients(model: nn.Module, context: PruneContext, batches: int) -> list[torch.Tensor]:
+    """Michel et al. 2019: importance of head h = E|dL/dg_h| for a gate g_h = 1 on its output,
+    normalised to unit L2 norm within each layer."""
+    if context.calibration is None:
+        raise ValueError("gradient head importance needs calibration batches from the task")
+    blocks = list(transformer_blocks(model))
+    gates = [torch.ones(head_count(b), requires_grad=True) for b in blocks]
+    handles = []
+    for block, gate in zip(blocks, gates, strict=True):
+        size = head_size(block)
+
+        def gate_heads(module, args, gate=gate, size=size):
+            return (args[0] * gate.repeat_interleave(size), *args[1:])
+
+        output = block.get_submodule(layout_of(block).output)
+        handles.append(output.register_forward_pre_hook(gate_heads))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    importance = [torch.zeros_like(g) for g in gates]
+    try:
+        model.eval()
+        for batch in context.calibration(batches):
+            model(**batch).loss.backward()
+            for total, gate in zip(importance, gates, strict=True):
+                total += gate.grad.abs()
+                gate.grad = None
+    finally:
+        for handle in handles:
+            handle.remove()
+        for p in trainable:
+            p.requires_grad_(True)
+    return [scores / scores.norm().clamp_min(1e-12) for scores in importance]
+
+
+def _keep_top(scores: torch.Tensor, removed: int) -> list[int]:
+    return sorted(scores.argsort(descending=True)[: len(scores) - removed].tolist())
+
+
+def _prune_heads(
+    config: HeadPruningConfig, model: nn.Module, amount: float, context: PruneContext
+) -> tuple[int, int]:
+    blocks = list(transformer_blocks(model))
+    heads = head_count(blocks[0])
+    removed = _count_to_remove(amount, heads, "attention heads per block")
+    if removed:
+        if config.importance == "gradient":
+            scores = _head_gradients(model, context, config.calibration_batches)
         else:
-            torch_prune.global_unstructured(
-                [(layer, "weight") for layer in layers.values()],
-                pruning_method=torch_prune.L1Unstructured,
-                amount=amount,
-            )
-        for layer in layers.values():
-            torch_prune.remove(layer, "weight")
-    return _report(config.name, amount, layers)
+            scores = [_head_norms(block) for block in blocks]
+        with torch.no_grad():
+            for block, block_scores in zip(blocks, scores, strict=True):
+                keep_heads(block, _keep_top(block_scores, removed))
+    return heads * len(blocks), removed * len(blocks)
+
+
+def _prune_neurons(
+    config: NeuronPruningConfig, model: nn.Module, amount: float, context: PruneContext
+) -> tuple[int, int]:
+    blocks = list(transformer_blocks(model))
+    layout = layout_of(blocks[0])
+    width = blocks[0].get_submodule(layout.up[0]).out_features
+    removed = _count_to_remove(amount, width, "feed-forward neurons per block")
+    if removed:
+        with torch.no_grad():
+            for block in blocks:
+                rows = sum(block.get_submodule(p).weight.pow(2).sum(1) for p in layout.up)
+                keep_neurons(block, _keep_top(rows, removed))
+        model.config.intermediate_size = width - removed
+    return width * len(blocks), removed * len(blocks)
+
+
+def _prune_blocks(
+    config: LayerPruningConfig, model: nn.Module, amount: float, context: PruneContext
+) -> tuple[int, int]:
+    total = len(transformer_blocks(model))
+    removed = _count_to_remove(amount, total, "blocks") if amount else 0
+    keep = range(total - removed) if config.drop == "top" else range(removed, total)
+    keep_blocks(model, list(keep))
+    return total, removed
+
+
+def _prune_heads_and_neurons(
+    config: HeadAndNeuronPruningConfig, model: nn.Module, amount: float, context: PruneContext
+) -> tuple[int, int]:
+    heads_total, heads_removed = _prune_heads(config, model, amount, context)
+    neurons_total, neurons_removed = _prune_neurons(config, model, amount, context)
+    return heads_total + neurons_total, heads_removed + neurons_removed
+
+
+def _structured_handler(unit: str, prune_units: Callable[..., tuple[int, int]]):
+    """A handler that runs ``prune_units`` and reports parameters before and after."""
+
+    def handler(config, model: nn.Module, amount: float, context: PruneContext) -> PruneReport:
+        params = _params(model)
+        total, removed = prune_units(config, model, amount, context)
+        in_scope, zeros = _zeros(block_linears(model))
+        return PruneReport(config.name, amount, unit, total, removed, params, _params(model),
+                           in_scope, zeros, structured=True)  # fmt: skip
+
+    return handler
+
+
+for _config_type, _unit, _pruner in (
+    (HeadPruningConfig, "heads", _prune_heads),
+    (NeuronPruningConfig, "neurons", _prune_neurons),
+    (LayerPruningConfig, "blocks", _prune_blocks),
+    (HeadAndNeuronPruningConfig, "heads+neurons", _prune_heads_and_neurons),
+):
+    prune_model.register(_config_type)(_structured_handler(_unit, _pruner))

@@ -93,15 +93,103 @@ class NoPruningConfig(PruneMethodConfig):
     name: str = "none"
 
 
-@dataclass
-class MagnitudePruningConfig(PruneMethodConfig):
-    """Unstructured L1-magnitude pruning of the Linear layers of the transformer blocks.
+SCOPES = ("blocks", "attention", "ffn", "all")
 
-    ``per_layer`` removes the same fraction from every layer; otherwise the threshold is one
-    global magnitude over all layers in scope, so layers lose different fractions.
+
+@dataclass
+class UnstructuredPruningConfig(PruneMethodConfig):
+    """Zero individual weights of the Linear layers in ``scope``: ``blocks`` (every Linear of
+    the transformer blocks), ``attention`` or ``ffn`` (their attention or feed-forward part),
+    or ``all`` (every Linear, pooler and task head included). Embeddings and LayerNorms are
+    never pruned. ``per_layer`` removes the same fraction from every layer; otherwise one
+    global ranking over all layers in scope decides, so layers lose different fractions.
     """
 
+    scope: str = "blocks"
     per_layer: bool = False
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ConfigError(
+                f"prune_method.scope={self.scope} is unknown; accepted: {', '.join(SCOPES)}"
+            )
+
+
+@dataclass
+class MagnitudePruningConfig(UnstructuredPruningConfig):
+    """Remove the weights of smallest absolute value (L1 magnitude)."""
+
+
+@dataclass
+class RandomPruningConfig(UnstructuredPruningConfig):
+    """Remove weights at random (seeded): the control arm that magnitude must beat."""
+
+    seed: int = 0
+
+
+@dataclass
+class SemiStructuredPruningConfig(UnstructuredPruningConfig):
+    """N:M sparsity: in every group of ``group`` consecutive input weights keep the
+    ``group - zeros`` largest. Sparse tensor cores (NVIDIA Ampere and later) run 2:4 at up to
+    twice the speed; CPUs have no such kernel, so there it is a storage format only. The
+    fraction removed is fixed by the pattern; ``prune`` must equal ``zeros / group``."""
+
+    zeros: int = 2
+    group: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.zeros < self.group:
+            raise ConfigError(
+                f"prune_method zeros={self.zeros} group={self.group}: need 0 < zeros < group"
+            )
+
+
+@dataclass
+class HeadPruningConfig(PruneMethodConfig):
+    """Remove whole attention heads, the same number from every layer, physically (the q/k/v
+    rows and output-projection columns of a removed head are cut out).
+
+    ``importance``: ``weight_norm`` ranks heads by the L2 norm of their weights;
+    ``gradient`` by the expected absolute gradient of the loss with respect to a gate on
+    each head over ``calibration_batches`` labelled batches (Michel et al. 2019, "Are Sixteen
+    Heads Really Better than One?"), normalised per layer."""
+
+    importance: str = "weight_norm"
+    calibration_batches: int = 8
+
+    def __post_init__(self) -> None:
+        if self.importance not in ("weight_norm", "gradient"):
+            raise ConfigError(
+                f"prune_method.importance={self.importance} is unknown; "
+                "accepted: weight_norm, gradient"
+            )
+        _check_positive("prune_method.calibration_batches", self.calibration_batches)
+
+
+@dataclass
+class HeadAndNeuronPruningConfig(HeadPruningConfig):
+    """Remove the fraction ``prune`` of the heads and of the feed-forward neurons of every
+    block: the whole block gets narrower (heads ranked as in ``HeadPruningConfig``)."""
+
+
+@dataclass
+class NeuronPruningConfig(PruneMethodConfig):
+    """Remove feed-forward intermediate neurons, the same number from every layer, ranked by
+    the L2 norm of their input-projection row; the config's ``intermediate_size`` shrinks."""
+
+
+@dataclass
+class LayerPruningConfig(PruneMethodConfig):
+    """Remove whole transformer blocks. ``drop=top`` removes the last blocks, which costs the
+    least quality on downstream tasks (Sajjad et al. 2023, "On the effect of dropping layers
+    of pre-trained transformer models"); ``bottom`` removes the first ones."""
+
+    drop: str = "top"
+
+    def __post_init__(self) -> None:
+        if self.drop not in ("top", "bottom"):
+            raise ConfigError(f"prune_method.drop={self.drop} is unknown; accepted: top, bottom")
 
 
 @dataclass
@@ -178,7 +266,16 @@ class Config:
 
 SCHEMAS: dict[str, dict[str, type]] = {
     "task": {"sentiment": SentimentTaskConfig},
-    "prune_method": {"none": NoPruningConfig, "magnitude": MagnitudePruningConfig},
+    "prune_method": {
+        "none": NoPruningConfig,
+        "magnitude": MagnitudePruningConfig,
+        "random": RandomPruningConfig,
+        "semi_structured": SemiStructuredPruningConfig,
+        "heads": HeadPruningConfig,
+        "neurons": NeuronPruningConfig,
+        "heads_neurons": HeadAndNeuronPruningConfig,
+        "layers": LayerPruningConfig,
+    },
     "quant": {
         "fp32": Float32Config,
         "fp16": Float16Config,

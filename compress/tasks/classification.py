@@ -3,6 +3,8 @@ and the fixed-length batches that latency is measured on."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import asdict
 from functools import cached_property, partial
 
@@ -57,6 +59,13 @@ class ClassificationTask:
             batch = self._encode(tokenizer, [split.texts[i] for i in rows])
             batch["labels"] = torch.as_tensor(split.labels[rows])
             yield batch
+
+    def calibration_batches(
+        self, tokenizer: PreTrainedTokenizerBase, count: int
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Up to ``count`` labelled batches from the calibration split (never the held-out one)."""
+        batches = self.batches(tokenizer, self.data.calibration, self.config.eval_batch_size, None)
+        return itertools.islice(batches, count)
 
     def train_baseline(self, pretrained: str) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
         """Fine-tune a fresh classification head, and the encoder under it, on the train split."""

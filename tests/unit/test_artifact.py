@@ -7,32 +7,106 @@ import warnings
 import pytest
 import torch
 
-from compress.artifact import load_artifact, read_manifest, save_artifact
+from compress.artifact import disk_bytes, load_artifact, read_manifest, save_artifact
+from compress.layers import block_linears
+from compress.pruning import PruneContext, prune_model
 from compress.quantization import quantize_
-from compress.schema import BFloat16Config, Float32Config, Int8DynamicConfig
+from compress.schema import (
+    BFloat16Config,
+    Float32Config,
+    HeadAndNeuronPruningConfig,
+    Int8DynamicConfig,
+    LayerPruningConfig,
+    MagnitudePruningConfig,
+)
 from tests.conftest import tiny_bert
+
+
+def _quantized(config, model=None):
+    model = model or tiny_bert()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_(config, model)
+    return model
+
+
+def _assert_same_outputs(model, folder, inputs):
+    loaded = load_artifact(folder)
+    with torch.no_grad():
+        assert torch.equal(model(**inputs).logits, loaded(**inputs).logits)
+    return loaded
 
 
 @pytest.mark.parametrize("config", [Float32Config(), BFloat16Config(), Int8DynamicConfig()])
 def test_round_trip_gives_identical_outputs(tmp_path, tiny_inputs, config):
-    model = tiny_bert()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_(config, model)
+    model = _quantized(config)
     save_artifact(model, tmp_path)
-    loaded = load_artifact(tmp_path)
-    with torch.no_grad():
-        assert torch.equal(model(**tiny_inputs).logits, loaded(**tiny_inputs).logits)
+    _assert_same_outputs(model, tmp_path, tiny_inputs)
 
 
-def test_int8_artifact_is_smaller_and_says_its_format(tmp_path):
+def test_int8_artifact_is_smaller_and_lists_its_linears(tmp_path):
     dense = save_artifact(tiny_bert(), tmp_path / "fp32")
-    model = tiny_bert()
-    quantize_(Int8DynamicConfig(), model)
-    int8 = save_artifact(model, tmp_path / "int8")
-    assert read_manifest(tmp_path / "int8")["format"] == "int8_dynamic"
+    int8 = save_artifact(_quantized(Int8DynamicConfig()), tmp_path / "int8")
+    assert read_manifest(tmp_path / "int8")["int8_linears"] == int8["int8_linears"]
+    assert len(int8["int8_linears"]) == 2 * 6 + 2
     assert int8["disk_bytes"] < dense["disk_bytes"]
-    assert int8["int8_linears"] and len(int8["int8_linears"]) == 2 * 6 + 2
+
+
+def _block_weight_bytes(folder, model) -> int:
+    """Bytes the block Linear weights take in the file (dense or as mask + values)."""
+    from safetensors import safe_open
+
+    names = {f"{n}.weight" for n in block_linears(model)}
+    with safe_open(str(folder / "model.safetensors"), "pt") as stored:
+        return sum(
+            stored.get_tensor(key).nbytes
+            for key in stored.keys()
+            if key.split(".sparse_")[0] in names
+        )
+
+
+@pytest.mark.parametrize(("sparsity", "max_ratio"), [(0.9, 0.15), (0.5, 1.0)])
+def test_sparse_storage_shrinks_block_weights(tmp_path, tiny_inputs, sparsity, max_ratio):
+    dense_model = tiny_bert()
+    save_artifact(dense_model, tmp_path / "dense")
+    model = tiny_bert()
+    prune_model(MagnitudePruningConfig(name="l1", per_layer=True), model, sparsity, PruneContext())
+    manifest = save_artifact(model, tmp_path / "sparse")
+    assert set(manifest["sparse"]) == {f"{n}.weight" for n in block_linears(model)}
+    ratio = _block_weight_bytes(tmp_path / "sparse", model) / _block_weight_bytes(
+        tmp_path / "dense", dense_model
+    )
+    assert ratio <= max_ratio
+    assert disk_bytes(tmp_path / "sparse") < disk_bytes(tmp_path / "dense")
+    loaded = _assert_same_outputs(model, tmp_path / "sparse", tiny_inputs)
+    for name, layer in block_linears(loaded).items():
+        assert torch.equal(layer.weight, block_linears(model)[name].weight)
+
+
+def test_dense_weights_are_not_stored_as_sparse(tmp_path):
+    assert save_artifact(tiny_bert(), tmp_path)["sparse"] == {}
+
+
+def test_sparse_int8_round_trip(tmp_path, tiny_inputs):
+    model = tiny_bert()
+    prune_model(MagnitudePruningConfig(name="global_l1"), model, 0.9, PruneContext())
+    model = _quantized(Int8DynamicConfig(), model)
+    manifest = save_artifact(model, tmp_path)
+    assert manifest["sparse"]
+    _assert_same_outputs(model, tmp_path, tiny_inputs)
+
+
+def test_structured_pruning_round_trips_and_shrinks(tmp_path, tiny_inputs):
+    model = tiny_bert()
+    prune_model(HeadAndNeuronPruningConfig(name="heads_neurons"), model, 0.5, PruneContext())
+    prune_model(LayerPruningConfig(name="layers"), model, 0.5, PruneContext())
+    manifest = save_artifact(model, tmp_path / "pruned")
+    assert manifest["heads"] == {"0": [1, 2]} or len(manifest["heads"]["0"]) == 2
+    assert model.config.num_hidden_layers == 1 and model.config.intermediate_size == 32
+    loaded = _assert_same_outputs(model, tmp_path / "pruned", tiny_inputs)
+    assert sum(p.numel() for p in loaded.parameters()) == sum(p.numel() for p in model.parameters())
+    save_artifact(tiny_bert(), tmp_path / "full")
+    assert disk_bytes(tmp_path / "pruned") < disk_bytes(tmp_path / "full")
 
 
 def test_a_folder_without_manifest_is_refused(tmp_path):

@@ -1,0 +1,171 @@
+"""Open-loop load generator: Poisson arrivals at a fixed rate against an HTTP endpoint.
+
+Open loop means a request is sent at its scheduled time whether or not earlier ones have
+been answered, as independent users do; a closed loop (send, wait, send) would hide the
+queue. Latency is counted from the scheduled time, so a client that falls behind cannot
+hide waiting either (``lag_ms`` says by how much it fell behind). A run is bounded by a
+request count and a duration, and waits at most ``drain_timeout_s`` for the last answers:
+it always stops by itself.
+
+``python -m compress.loadgen http://127.0.0.1:8000/predict --rate 20 --requests 500``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import httpx
+import numpy as np
+
+DEFAULT_PAYLOAD = {"texts": ["a thoughtful, beautifully acted film that stays with you"]}
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    rate_per_s: float
+    max_requests: int
+    max_duration_s: float
+    seed: int = 0
+    drain_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class RequestResult:
+    scheduled_s: float
+    lag_ms: float
+    latency_ms: float | None
+    status: int | None
+    server_timing_ms: dict[str, float]
+    error: str | None = None
+
+
+def poisson_schedule(spec: LoadSpec) -> np.ndarray:
+    """Send times (s from the start): exponential gaps, seeded, cut by count and duration."""
+    gaps = np.random.default_rng(spec.seed).exponential(1 / spec.rate_per_s, spec.max_requests)
+    times = np.cumsum(gaps)
+    return times[times < spec.max_duration_s]
+
+
+def parse_server_timing(header: str | None) -> dict[str, float]:
+    """``queue;dur=1.2, service;dur=10`` -> ``{"queue": 1.2, "service": 10.0}``."""
+    timings = {}
+    for entry in (header or "").split(","):
+        name, _, params = entry.strip().partition(";")
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "dur":
+                timings[name] = float(value)
+    return timings
+
+
+async def _send(
+    client: httpx.AsyncClient, url: str, payload: dict, start: float, offset: float
+) -> RequestResult:
+    loop = asyncio.get_running_loop()
+    lag_ms = (loop.time() - start - offset) * 1e3
+    try:
+        response = await client.post(url, json=payload)
+    except httpx.HTTPError as error:
+        return RequestResult(offset, lag_ms, None, None, {}, f"{type(error).__name__}: {error}")
+    latency_ms = (loop.time() - start - offset) * 1e3
+    timing = parse_server_timing(response.headers.get("server-timing"))
+    error = None if response.is_success else response.text[:200]
+    return RequestResult(offset, lag_ms, latency_ms, response.status_code, timing, error)
+
+
+async def _dispatch(
+    client: httpx.AsyncClient, url: str, payloads: Sequence[dict], schedule: np.ndarray
+) -> list[asyncio.Task]:
+    loop = asyncio.get_running_loop()
+    start, tasks = loop.time(), []
+    for index, offset in enumerate(schedule.tolist()):
+        await asyncio.sleep(max(0.0, start + offset - loop.time()))
+        payload = payloads[index % len(payloads)]
+        tasks.append(asyncio.create_task(_send(client, url, payload, start, offset)))
+    return tasks
+
+
+async def _drain(tasks: list[asyncio.Task], timeout_s: float) -> None:
+    """Wait for the answers, then cancel (and await) whatever is still open."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _result(task: asyncio.Task, offset: float) -> RequestResult:
+    if task.cancelled():
+        return RequestResult(offset, 0.0, None, None, {}, "unfinished: drain timeout")
+    return task.result()
+
+
+async def run_load(
+    url: str,
+    spec: LoadSpec,
+    payloads: Sequence[dict] = (DEFAULT_PAYLOAD,),
+    client: httpx.AsyncClient | None = None,
+) -> list[RequestResult]:
+    """Send ``payloads`` (in turn) as POST requests at Poisson times; one result each."""
+    schedule = poisson_schedule(spec)
+    own_client = client is None
+    # Open loop: one connection per request in flight, never a pool to wait for.
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    client = client or httpx.AsyncClient(limits=limits, timeout=spec.drain_timeout_s)
+    try:
+        tasks = await _dispatch(client, url, payloads, schedule)
+        await _drain(tasks, spec.drain_timeout_s)
+        return [_result(task, offset) for task, offset in zip(tasks, schedule, strict=True)]
+    finally:
+        if own_client:
+            await client.aclose()
+
+
+def summarise(results: Sequence[RequestResult]) -> dict:
+    """Counts and latency percentiles (ms) of the answered requests."""
+    latencies = np.array([r.latency_ms for r in results if r.error is None])
+    summary = {
+        "sent": len(results),
+        "ok": len(latencies),
+        "errors": sum(r.error is not None for r in results),
+        "last_send_s": max((r.scheduled_s for r in results), default=0.0),
+        "lag_p95_ms": float(np.percentile([r.lag_ms for r in results], 95)) if results else 0.0,
+    }
+    if len(latencies):
+        for p in (50, 95, 99):
+            summary[f"p{p}_ms"] = float(np.percentile(latencies, p))
+        summary["mean_ms"] = float(latencies.mean())
+    return summary
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m compress.loadgen", description=__doc__)
+    parser.add_argument("url", help="e.g. http://127.0.0.1:8000/predict")
+    parser.add_argument("--rate", type=float, required=True, help="mean requests per second")
+    parser.add_argument("--requests", type=int, default=1000, help="at most this many")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds, at most")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--text", action="append", help="text to send (repeatable)")
+    parser.add_argument("--details", action="store_true", help="print every request too")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = _parser().parse_args(argv)
+    spec = LoadSpec(args.rate, args.requests, args.duration, args.seed)
+    payloads = [{"texts": [text]} for text in args.text] if args.text else [DEFAULT_PAYLOAD]
+    results = asyncio.run(run_load(args.url, spec, payloads))
+    summary = summarise(results)
+    if args.details:
+        summary["requests"] = [asdict(r) for r in results]
+    print(json.dumps(summary, indent=1))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""HTTP inference server for a saved compressed model.
+
+``python -m compress.serve <artifact dir> --port 8000`` serves ``POST /predict`` with
+``{"texts": [...]}`` and answers a label and the class probabilities per text.
+
+The server is the queue that ``analysis.queueing`` models: ``workers`` model calls run at
+once, each on a worker thread so the event loop keeps accepting requests, and the others
+wait for a slot in arrival order (an asyncio semaphore wakes its waiters first in, first
+out). Each response carries ``Server-Timing: queue;dur=..., service;dur=...`` in ms: the
+wait for a slot, and the slot's hold time (tokenization, forward pass, post-processing),
+which is the service time as the server sees it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import torch
+from fastapi import FastAPI, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from transformers import AutoTokenizer
+
+from compress.artifact import TOKENIZER_DIR, load_artifact, read_manifest
+from compress.env_info import default_threads
+
+MAX_TEXTS = 64
+
+
+class PredictRequest(BaseModel):
+    texts: list[str] = Field(min_length=1, max_length=MAX_TEXTS)
+
+
+class Prediction(BaseModel):
+    label: str
+    label_id: int
+    scores: list[float]
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+
+
+class Predictor:
+    """The artifact's model and tokenizer, loaded once. ``pad_to_max_length`` pads every
+    text to ``max_length`` tokens, the fixed shape the sweep's latency is measured at."""
+
+    def __init__(self, artifact_dir: Path, max_length: int = 128, pad_to_max_length: bool = False):
+        self.model = load_artifact(artifact_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(Path(artifact_dir) / TOKENIZER_DIR))
+        self.labels = self.model.config.id2label
+        self.padding = "max_length" if pad_to_max_length else True
+        self.max_length = max_length
+
+    @torch.inference_mode()
+    def __call__(self, texts: Sequence[str]) -> list[Prediction]:
+        inputs = self.tokenizer(
+            list(texts), truncation=True, max_length=self.max_length, padding=self.padding,
+            return_tensors="pt",
+        )  # fmt: skip
+        probabilities = torch.softmax(self.model(**inputs).logits.float(), dim=-1)
+        label_ids = probabilities.argmax(dim=-1).tolist()
+        return [
+            Prediction(label=self.labels[i], label_id=i, scores=row)
+            for i, row in zip(label_ids, probabilities.tolist(), strict=True)
+        ]
+
+
+def server_timing(**durations_ms: float) -> str:
+    """A W3C ``Server-Timing`` header value: ``name;dur=ms`` entries."""
+    return ", ".join(f"{name};dur={ms:.3f}" for name, ms in durations_ms.items())
+
+
+def create_app(
+    artifact_dir: Path, workers: int = 1, max_length: int = 128, pad_to_max_length: bool = False
+) -> FastAPI:
+    """The server for one artifact; at most ``workers`` model calls run at once."""
+    predictor = Predictor(artifact_dir, max_length, pad_to_max_length)
+    manifest = read_manifest(artifact_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.slots = asyncio.Semaphore(workers)  # bound to the server's event loop
+        yield
+
+    app = FastAPI(title="compress model server", lifespan=lifespan)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "architecture": manifest["architecture"], "workers": workers}
+
+    @app.post("/predict")
+    async def predict(request: PredictRequest, response: Response) -> PredictResponse:
+        arrived = time.perf_counter()
+        async with app.state.slots:
+            started = time.perf_counter()
+            predictions = await run_in_threadpool(predictor, request.texts)
+            finished = time.perf_counter()
+        response.headers["Server-Timing"] = server_timing(
+            queue=(started - arrived) * 1e3, service=(finished - started) * 1e3
+        )
+        return PredictResponse(predictions=predictions)
+
+    return app
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m compress.serve", description=__doc__)
+    parser.add_argument("artifact_dir", type=Path)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1, help="model calls at once")
+    parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    parser.add_argument("--max-length", type=int, default=128, help="tokens per text, at most")
+    parser.add_argument(
+        "--pad", action="store_true", help="pad every text to --max-length (fixed shapes)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import uvicorn
+
+    args = _parser().parse_args(argv)
+    torch.set_num_threads(args.threads or default_threads())
+    app = create_app(args.artifact_dir, args.workers, args.max_length, args.pad)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
