@@ -4,8 +4,9 @@ An artifact is a folder: ``config.json`` (the model's config, updated by structu
 ``model.safetensors``, ``compress.json`` (a manifest of how tensors are stored) and the
 tokenizer in ``tokenizer/``. Three things are stored differently from ``save_pretrained``:
 
-- int8 Linear weights (dynamic quantization) as plain int8 tensors with their scale and zero
-  point: torch's packed parameters hold a ``torch.dtype`` and cannot go through safetensors;
+- int8 Linear weights (dynamic or static quantization) as plain int8 tensors with their
+  scales and zero points (:data:`CODECS`): torch's packed parameters hold a ``torch.dtype``
+  and cannot go through safetensors;
 - sparse weight matrices as a bitmask of non-zeros plus the non-zero values, whenever that is
   smaller than the dense tensor (a 90%-sparse fp32 matrix takes 0.125 + 0.4 bytes/weight
   instead of 4); a tensor that would not shrink stays dense;
@@ -16,6 +17,8 @@ tokenizer in ``tokenizer/``. Three things are stored differently from ``save_pre
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +26,11 @@ import torch
 import transformers
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.ao.nn import quantized
 from torch.ao.nn.quantized import dynamic as quantized_dynamic
 from transformers.initialization import no_init_weights
 
+from compress.qmodules import StaticInt8Linear
 from compress.structure import apply_structure, kept_heads
 
 MANIFEST = "compress.json"
@@ -34,7 +39,6 @@ WEIGHTS = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
 FORMAT_VERSION = 2
 _MASK, _VALUES = ".sparse_mask", ".sparse_values"
-_INT8_KEYS = ("weight", "weight_scale", "weight_zero_point", "bias")
 
 
 def disk_bytes(folder: Path) -> int:
@@ -42,22 +46,73 @@ def disk_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
 
 
-def _int8_linears(model: nn.Module) -> dict[str, quantized_dynamic.Linear]:
-    return {n: m for n, m in model.named_modules() if isinstance(m, quantized_dynamic.Linear)}
+def _quantized_weight(weight: torch.Tensor) -> dict[str, torch.Tensor]:
+    if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        return {
+            "weight": weight.int_repr(),
+            "weight_scale": weight.q_per_channel_scales().double(),
+            "weight_zero_point": weight.q_per_channel_zero_points(),
+        }
+    return {
+        "weight": weight.int_repr(),
+        "weight_scale": torch.tensor(weight.q_scale(), dtype=torch.float64),
+        "weight_zero_point": torch.tensor(weight.q_zero_point()),
+    }
 
 
-def _int8_tensors(linears: dict[str, quantized_dynamic.Linear]) -> dict[str, torch.Tensor]:
-    tensors = {}
-    for name, module in linears.items():
-        weight, bias = module._weight_bias()
-        if weight.qscheme() != torch.per_tensor_affine:
-            raise NotImplementedError(f"{name}: only per-tensor int8 weights are stored")
-        tensors[f"{name}.weight"] = weight.int_repr()
-        tensors[f"{name}.weight_scale"] = torch.tensor(weight.q_scale(), dtype=torch.float64)
-        tensors[f"{name}.weight_zero_point"] = torch.tensor(weight.q_zero_point())
-        if bias is not None:
-            tensors[f"{name}.bias"] = bias.detach()
-    return tensors
+def _dequantizable(stored: dict[str, torch.Tensor]) -> torch.Tensor:
+    scale, zero = stored["weight_scale"], stored["weight_zero_point"]
+    if scale.dim() == 1:
+        return torch._make_per_channel_quantized_tensor(stored["weight"], scale, zero, 0)
+    return torch._make_per_tensor_quantized_tensor(stored["weight"], float(scale), int(zero))
+
+
+def _encode_dynamic(module: quantized_dynamic.Linear) -> dict[str, torch.Tensor]:
+    weight, bias = module._weight_bias()
+    return _quantized_weight(weight) | ({} if bias is None else {"bias": bias.detach()})
+
+
+def _decode_dynamic(stored: dict[str, torch.Tensor], dense: nn.Linear) -> nn.Module:
+    module = quantized_dynamic.Linear(dense.in_features, dense.out_features, dtype=torch.qint8)
+    module.set_weight_bias(_dequantizable(stored), stored.get("bias"))
+    return module
+
+
+def _encode_static(module: StaticInt8Linear) -> dict[str, torch.Tensor]:
+    weight, bias = module.linear._weight_bias()
+    ranges = [module.input_scale, module.input_zero_point, module.linear.scale,
+              module.linear.zero_point]  # fmt: skip
+    encoded = _quantized_weight(weight) | {"ranges": torch.tensor(ranges, dtype=torch.float64)}
+    return encoded | ({} if bias is None else {"bias": bias.detach()})
+
+
+def _decode_static(stored: dict[str, torch.Tensor], dense: nn.Linear) -> nn.Module:
+    module = quantized.Linear(dense.in_features, dense.out_features, dtype=torch.qint8)
+    module.set_weight_bias(_dequantizable(stored), stored.get("bias"))
+    input_scale, input_zero, output_scale, output_zero = stored["ranges"].tolist()
+    module.scale, module.zero_point = output_scale, int(output_zero)
+    return StaticInt8Linear(module, input_scale, int(input_zero))
+
+
+@dataclass(frozen=True)
+class QuantizedCodec:
+    """How one kind of quantized module is stored as plain tensors and rebuilt from them."""
+
+    module_type: type
+    encode: Callable[[nn.Module], dict[str, torch.Tensor]]
+    decode: Callable[[dict[str, torch.Tensor], nn.Linear], nn.Module]
+
+
+CODECS = {
+    "int8_dynamic": QuantizedCodec(quantized_dynamic.Linear, _encode_dynamic, _decode_dynamic),
+    "int8_static": QuantizedCodec(StaticInt8Linear, _encode_static, _decode_static),
+}
+
+
+def _quantized_modules(model: nn.Module) -> dict[str, str]:
+    """Quantized modules by qualified name, with the name of their codec."""
+    kinds = {codec.module_type: name for name, codec in CODECS.items()}
+    return {n: kinds[type(m)] for n, m in model.named_modules() if type(m) in kinds}
 
 
 def _plain_tensors(model: nn.Module, skip: dict) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -111,9 +166,11 @@ def save_artifact(model: nn.Module, folder: Path) -> dict:
     """Write ``model`` into ``folder``; returns the manifest plus its bytes on disk."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    linears = _int8_linears(model)
-    tensors, aliases = _plain_tensors(model, linears)
-    tensors.update(_int8_tensors(linears))
+    quantized_modules = _quantized_modules(model)
+    tensors, aliases = _plain_tensors(model, quantized_modules)
+    for name, codec in quantized_modules.items():
+        encoded = CODECS[codec].encode(model.get_submodule(name))
+        tensors.update({f"{name}.{key}": value for key, value in encoded.items()})
     shapes = {name: list(t.shape) for name, t in tensors.items()}
     sparse = _encode_sparse(tensors)
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(folder / WEIGHTS),
@@ -121,8 +178,9 @@ def save_artifact(model: nn.Module, folder: Path) -> dict:
     model.config.to_json_file(str(folder / "config.json"))
     manifest = {
         "format_version": FORMAT_VERSION,
+        "backend": "torch",
         "architecture": type(model).__name__,
-        "int8_linears": sorted(linears),
+        "quantized": quantized_modules,
         "aliases": aliases,
         "sparse": {name: shapes[name] for name in sparse},
         "heads": {str(k): v for k, v in kept_heads(model).items()},
@@ -143,23 +201,32 @@ def architecture_class(folder: Path) -> type:
     return getattr(transformers, read_manifest(folder)["architecture"])
 
 
-def _swap_in_int8(model: nn.Module, packed: dict[str, dict[str, torch.Tensor | None]]) -> None:
-    for name, stored in packed.items():
+def import_runtime(folder: Path) -> None:
+    """Import the libraries loading ``folder`` needs, so a timed load measures only loading."""
+    architecture_class(folder)
+    if read_manifest(folder).get("backend") == "onnxruntime":
+        import onnxruntime  # noqa: F401
+
+
+def _swap_in_quantized(model: nn.Module, stored: dict[str, tuple[str, dict]]) -> None:
+    for name, (codec, tensors) in stored.items():
         parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name)
-        dense = getattr(parent, attr)
-        weight = torch._make_per_tensor_quantized_tensor(
-            stored["weight"], float(stored["weight_scale"]), int(stored["weight_zero_point"])
-        )
-        module = quantized_dynamic.Linear(dense.in_features, dense.out_features, dtype=torch.qint8)
-        module.set_weight_bias(weight, stored["bias"])
-        setattr(parent, attr, module)
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attr, CODECS[codec].decode(tensors, getattr(parent, attr)))
 
 
-def load_artifact(folder: Path) -> nn.Module:
-    """Build the model from its config, replay its structure, and fill in the stored tensors."""
-    folder = Path(folder)
+def load_artifact(folder: Path):
+    """The saved model, ready to run: a torch module, or an ONNX Runtime session wrapper."""
     manifest = read_manifest(folder)
+    if manifest.get("backend") == "onnxruntime":
+        from compress.backends.onnxruntime_backend import load_onnx_artifact
+
+        return load_onnx_artifact(Path(folder), manifest)
+    return _load_torch(Path(folder), manifest)
+
+
+def _load_torch(folder: Path, manifest: dict) -> nn.Module:
+    """Build the model from its config, replay its structure, and fill in the stored tensors."""
     config = transformers.AutoConfig.from_pretrained(str(folder))
     with no_init_weights():
         model = architecture_class(folder)._from_config(config)
@@ -168,13 +235,14 @@ def load_artifact(folder: Path) -> nn.Module:
     _decode_sparse(tensors, manifest["sparse"])
     for alias, source in manifest["aliases"].items():
         tensors[alias] = tensors[source]
-    packed = {
-        name: {key: tensors.pop(f"{name}.{key}", None) for key in _INT8_KEYS}
-        for name in manifest["int8_linears"]
-    }
+    stored = {
+        name: (codec, {key.removeprefix(f"{name}."): tensors.pop(key)
+                       for key in [k for k in tensors if k.startswith(f"{name}.")]})
+        for name, codec in manifest["quantized"].items()
+    }  # fmt: skip
     missing, unexpected = model.load_state_dict(tensors, strict=False, assign=True)
-    missing = [k for k in missing if not any(k.startswith(f"{q}.") for q in packed)]
+    missing = [k for k in missing if not any(k.startswith(f"{q}.") for q in stored)]
     if missing or unexpected:
         raise ValueError(f"{folder}: stored tensors do not fit the model: {missing or unexpected}")
-    _swap_in_int8(model, packed)
+    _swap_in_quantized(model, stored)
     return model.eval()

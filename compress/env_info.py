@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import psutil
@@ -36,22 +37,30 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _cpu_flags() -> list[str]:
+_NOTABLE_FLAGS = (
+    "avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
+    "amx_tile", "amx_bf16", "amx_fp16", "amx_int8",
+)  # fmt: skip
+
+
+@cache
+def cpu_flags() -> tuple[str, ...]:
+    """The CPU features that decide which kernels are fast here (vector width, int8 dot
+    products, native bf16/fp16 arithmetic)."""
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.exists():
-        return []
+        return ()
     for line in cpuinfo.read_text().splitlines():
         if line.startswith("flags"):
             flags = set(line.split(":", 1)[1].split())
-            wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile")
-            return [f for f in wanted if f in flags]
-    return []
+            return tuple(f for f in _NOTABLE_FLAGS if f in flags)
+    return ()
 
 
 def hardware(threads: int) -> dict:
     return {
         "cpu_model": _cpu_model(),
-        "cpu_flags": _cpu_flags(),
+        "cpu_flags": list(cpu_flags()),
         "logical_cores": os.cpu_count(),
         "physical_cores": psutil.cpu_count(logical=False),
         "affinity_cores": len(os.sched_getaffinity(0))

@@ -20,13 +20,15 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from compress.artifact import TOKENIZER_DIR, disk_bytes, save_artifact
+from compress.artifact import TOKENIZER_DIR, disk_bytes
+from compress.backends import compress_on
+from compress.backends.base import CompressedModel
 from compress.baseline import ensure_baseline
+from compress.context import CompressionContext
 from compress.env_info import default_threads, git_revision, hardware, library_versions
 from compress.measure.coldload import measure_cold_load
 from compress.measure.size import size_stats
-from compress.pruning import PruneContext, prune_model
-from compress.quantization import quantize_
+from compress.pruning import prune_model
 from compress.quiet import quiet_libraries
 from compress.records import RECORD_NAME, SCHEMA_VERSION, write_json_atomic
 from compress.schema import Config, NoPruningConfig
@@ -34,7 +36,7 @@ from compress.tasks import build_task
 
 log = logging.getLogger(__name__)
 
-FACTORS = ("model", "task", "prune_method", "prune", "quant", "batch_size")
+FACTORS = ("model", "task", "prune_method", "prune", "quant", "backend", "batch_size")
 
 
 def factor_levels(cfg: DictConfig) -> dict:
@@ -90,10 +92,11 @@ def _notes(config: Config, compression: dict, load_average: float, threads: int)
     if isinstance(config.prune_method, NoPruningConfig) and config.prune > 0:
         notes.append(f"prune_method=none ignores prune={config.prune}: nothing was removed")
     if prune["zeros_in_scope"] and not prune["structured"]:
+        sparse = artifact.get("sparse", 0)
         stored = (
-            f"{artifact['sparse']} sparse weight matrices are stored as bitmask + values"
-            if artifact["sparse"]
-            else "no weight matrix was sparse enough to store smaller than dense"
+            f"{sparse} sparse weight matrices are stored as bitmask + values"
+            if sparse
+            else "no weight matrix is stored sparse"
         )
         notes.append(f"unstructured zeros are computed by dense kernels (no speed-up); {stored}")
     if load_average > threads:
@@ -113,33 +116,34 @@ def _environment(threads: int) -> dict:
 
 
 def _compress(
-    config: Config, model: torch.nn.Module, context: PruneContext, artifact_dir: Path
-) -> dict:
-    """Prune, then quantize, then save: the order every recipe follows."""
+    config: Config, model: torch.nn.Module, context: CompressionContext, artifact_dir: Path
+) -> tuple[CompressedModel, dict]:
+    """Prune, then quantize for the backend, then save: the order every recipe follows."""
     start = time.perf_counter()
     prune_report = prune_model(config.prune_method, model, config.prune, context).to_dict()
-    quant_report = quantize_(config.quant, model).to_dict()
+    compressed = compress_on(config.backend, model, config.quant, context, artifact_dir)
     seconds = time.perf_counter() - start
-    manifest = save_artifact(model, artifact_dir)
-    artifact = {k: len(v) if isinstance(v, list | dict) else v for k, v in manifest.items()}
-    return {"prune": prune_report, "quant": quant_report, "artifact": artifact, "seconds": seconds}
+    artifact = {
+        k: len(v) if isinstance(v, list | dict) else v for k, v in compressed.artifact.items()
+    }
+    report = {"prune": prune_report, "quant": compressed.quant.to_dict(), "artifact": artifact,
+              "seconds": seconds}  # fmt: skip
+    return compressed, report
 
 
-def _measure(
-    config: Config, task, models: dict, folders: dict[str, Path], tokenizer, threads: int
-) -> dict[str, dict]:
-    """Size and speed of each model; speed is timed with the models interleaved."""
+def _measure(config: Config, task, models: dict, tokenizer, threads: int) -> dict[str, dict]:
+    """Speed of each ``(model, folder, size)``; timed with the models interleaved."""
     bench = config.bench
-    speeds = task.measure_speed(models, tokenizer, config.batch_size, bench)
+    runners = {name: model for name, (model, _, _) in models.items()}
+    speeds = task.measure_speed(runners, tokenizer, config.batch_size, bench)
     measured = {}
-    for name, model in models.items():
+    for name, (_, folder, size) in models.items():
         speed = speeds[name]
         if bench.cold_load:
             speed["cold_load"] = measure_cold_load(
-                folders[name], config.batch_size, bench.seq_len, threads
+                folder, config.batch_size, bench.seq_len, threads
             )
-        size = {**size_stats(model), "disk_bytes": disk_bytes(folders[name])}
-        measured[name] = {"size": size, "speed": speed}
+        measured[name] = {"size": {**size, "disk_bytes": disk_bytes(folder)}, "speed": speed}
     return measured
 
 
@@ -157,16 +161,17 @@ def _compress_and_measure(config: Config, output_dir: Path) -> dict:
     overhead_s = time.perf_counter() - started
 
     artifact_dir = output_dir / "artifact"
-    context = PruneContext(calibration=partial(task.calibration_batches, tokenizer))
-    compression = _compress(config, model, context, artifact_dir)
+    context = CompressionContext(calibration=partial(task.calibration_batches, tokenizer))
+    compressed, compression = _compress(config, model, context, artifact_dir)
     tokenizer.save_pretrained(str(artifact_dir / TOKENIZER_DIR))
-    quality, _ = task.evaluate(model, tokenizer, reference=baseline.info["outputs"])
-    folders = {"baseline": baseline.model_dir, "compressed": artifact_dir}
-    models = {"baseline": reference, "compressed": model}
-    measured = _measure(config, task, models, folders, tokenizer, threads)
-    measured["baseline"].update(
-        quality=baseline.info["quality"], training=baseline.info["training"]
-    )
+    quality, _ = task.evaluate(compressed.model, tokenizer, reference=baseline.info["outputs"])
+    models = {
+        "baseline": (reference, baseline.model_dir, size_stats(reference)),
+        "compressed": (compressed.model, artifact_dir, compressed.size),
+    }
+    measured = _measure(config, task, models, tokenizer, threads)
+    measured["baseline"]["quality"] = baseline.info["quality"]
+    measured["baseline"]["training"] = baseline.info["training"]
     measured["compressed"]["quality"] = quality
     if not config.keep_artifact:
         shutil.rmtree(artifact_dir)

@@ -7,13 +7,14 @@ its change permanent and reports what it removed, measured on the model afterwar
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from compress.context import CompressionContext
 from compress.layers import block_linears, linears_in_scope, transformer_blocks
 from compress.registry import Registry
 from compress.schema import (
@@ -35,15 +36,6 @@ from compress.structure import (
     keep_neurons,
     layout_of,
 )
-
-Batch = dict[str, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class PruneContext:
-    """What data-driven methods may use: labelled calibration batches (``n`` of them)."""
-
-    calibration: Callable[[int], Iterable[Batch]] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +90,7 @@ def _count_to_remove(amount: float, total: int, unit: str) -> int:
 
 @prune_model.register(NoPruningConfig)
 def _no_pruning(
-    config: NoPruningConfig, model: nn.Module, amount: float, context: PruneContext
+    config: NoPruningConfig, model: nn.Module, amount: float, context: CompressionContext
 ) -> PruneReport:
     params = _params(model)
     return PruneReport(config.name, 0.0, "weights", 0, 0, params, params,
@@ -126,13 +118,13 @@ def _unstructured(
 
 @prune_model.register(MagnitudePruningConfig)
 @torch.no_grad()
-def _magnitude(config, model: nn.Module, amount: float, context: PruneContext) -> PruneReport:
+def _magnitude(config, model: nn.Module, amount: float, context: CompressionContext) -> PruneReport:
     return _unstructured(config, model, amount, torch_prune.L1Unstructured)
 
 
 @prune_model.register(RandomPruningConfig)
 @torch.no_grad()
-def _random(config, model: nn.Module, amount: float, context: PruneContext) -> PruneReport:
+def _random(config, model: nn.Module, amount: float, context: CompressionContext) -> PruneReport:
     torch.manual_seed(config.seed)
     return _unstructured(config, model, amount, torch_prune.RandomUnstructured)
 
@@ -140,7 +132,10 @@ def _random(config, model: nn.Module, amount: float, context: PruneContext) -> P
 @prune_model.register(SemiStructuredPruningConfig)
 @torch.no_grad()
 def _semi_structured(
-    config: SemiStructuredPruningConfig, model: nn.Module, amount: float, context: PruneContext
+    config: SemiStructuredPruningConfig,
+    model: nn.Module,
+    amount: float,
+    context: CompressionContext,
 ) -> PruneReport:
     pattern = config.zeros / config.group
     if abs(amount - pattern) > 1e-9:
@@ -179,11 +174,11 @@ def _head_norms(block: nn.Module) -> torch.Tensor:
     return squares.sqrt()
 
 
-def _head_gradients(model: nn.Module, context: PruneContext, batches: int) -> list[torch.Tensor]:
+def _head_gradients(
+    model: nn.Module, context: CompressionContext, batches: int
+) -> list[torch.Tensor]:
     """Michel et al. 2019: importance of head h = E|dL/dg_h| for a gate g_h = 1 on its output,
     normalised to unit L2 norm within each layer."""
-    if context.calibration is None:
-        raise ValueError("gradient head importance needs calibration batches from the task")
     blocks = list(transformer_blocks(model))
     gates = [torch.ones(head_count(b), requires_grad=True) for b in blocks]
     handles = []
@@ -201,7 +196,7 @@ def _head_gradients(model: nn.Module, context: PruneContext, batches: int) -> li
     importance = [torch.zeros_like(g) for g in gates]
     try:
         model.eval()
-        for batch in context.calibration(batches):
+        for batch in context.calibration_batches(batches, "gradient head importance"):
             model(**batch).loss.backward()
             for total, gate in zip(importance, gates, strict=True):
                 total += gate.grad.abs()
@@ -219,7 +214,7 @@ def _keep_top(scores: torch.Tensor, removed: int) -> list[int]:
 
 
 def _prune_heads(
-    config: HeadPruningConfig, model: nn.Module, amount: float, context: PruneContext
+    config: HeadPruningConfig, model: nn.Module, amount: float, context: CompressionContext
 ) -> tuple[int, int]:
     blocks = list(transformer_blocks(model))
     heads = head_count(blocks[0])
@@ -236,7 +231,7 @@ def _prune_heads(
 
 
 def _prune_neurons(
-    config: NeuronPruningConfig, model: nn.Module, amount: float, context: PruneContext
+    config: NeuronPruningConfig, model: nn.Module, amount: float, context: CompressionContext
 ) -> tuple[int, int]:
     blocks = list(transformer_blocks(model))
     layout = layout_of(blocks[0])
@@ -252,7 +247,7 @@ def _prune_neurons(
 
 
 def _prune_blocks(
-    config: LayerPruningConfig, model: nn.Module, amount: float, context: PruneContext
+    config: LayerPruningConfig, model: nn.Module, amount: float, context: CompressionContext
 ) -> tuple[int, int]:
     total = len(transformer_blocks(model))
     removed = _count_to_remove(amount, total, "blocks") if amount else 0
@@ -262,7 +257,7 @@ def _prune_blocks(
 
 
 def _prune_heads_and_neurons(
-    config: HeadAndNeuronPruningConfig, model: nn.Module, amount: float, context: PruneContext
+    config: HeadAndNeuronPruningConfig, model: nn.Module, amount: float, context: CompressionContext
 ) -> tuple[int, int]:
     heads_total, heads_removed = _prune_heads(config, model, amount, context)
     neurons_total, neurons_removed = _prune_neurons(config, model, amount, context)
@@ -272,7 +267,9 @@ def _prune_heads_and_neurons(
 def _structured_handler(unit: str, prune_units: Callable[..., tuple[int, int]]):
     """A handler that runs ``prune_units`` and reports parameters before and after."""
 
-    def handler(config, model: nn.Module, amount: float, context: PruneContext) -> PruneReport:
+    def handler(
+        config, model: nn.Module, amount: float, context: CompressionContext
+    ) -> PruneReport:
         params = _params(model)
         total, removed = prune_units(config, model, amount, context)
         in_scope, zeros = _zeros(block_linears(model))

@@ -10,6 +10,7 @@ before any model is loaded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -214,9 +215,72 @@ class BFloat16Config(QuantConfig):
 
 @dataclass
 class Int8DynamicConfig(QuantConfig):
-    """int8 weights, activations quantized on the fly per batch (torch.ao dynamic quantization)."""
+    """int8 weights, activations quantized on the fly per batch (dynamic quantization).
+
+    ``per_channel`` gives every output channel its own weight scale (more accurate, same
+    speed); the default per-tensor scale is what ``torch.ao`` and ONNX Runtime do by default.
+    """
 
     name: str = "int8"
+    per_channel: bool = False
+
+
+@dataclass
+class Int8StaticConfig(QuantConfig):
+    """int8 weights and int8 activations whose ranges are fixed beforehand by running
+    ``calibration_batches`` batches of calibration data through the model."""
+
+    name: str = "int8_static"
+    calibration_batches: int = 8
+
+    def __post_init__(self) -> None:
+        _check_positive("quant.calibration_batches", self.calibration_batches)
+
+
+@dataclass
+class Int4WeightOnlyConfig(QuantConfig):
+    """4-bit weights in groups of ``group_size`` input channels, each with its own scale and
+    zero point; activations stay float."""
+
+    name: str = "int4"
+    group_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.group_size not in (16, 32, 64, 128, 256):
+            raise ConfigError(
+                f"quant.group_size={self.group_size} is unsupported; accepted: 16, 32, 64, 128, 256"
+            )
+
+
+@dataclass
+class BackendConfig:
+    """Which runtime executes the compressed model. ``SUPPORTED`` lists the quantization
+    levels it has kernels for; any other level is refused before the job starts."""
+
+    name: str = MISSING
+    SUPPORTED: ClassVar[tuple[type, ...]] = ()
+
+
+@dataclass
+class TorchBackendConfig(BackendConfig):
+    """Eager PyTorch on the CPU."""
+
+    name: str = "torch"
+    SUPPORTED: ClassVar[tuple[type, ...]] = (
+        Float32Config, Float16Config, BFloat16Config, Int8DynamicConfig, Int8StaticConfig,
+    )  # fmt: skip
+
+
+@dataclass
+class OnnxRuntimeBackendConfig(BackendConfig):
+    """The pruned model exported to ONNX (torch.export) and run by ONNX Runtime with all
+    graph optimizations; quantized by ONNX Runtime's own tools."""
+
+    name: str = "onnxruntime"
+    opset: int = 18
+    SUPPORTED: ClassVar[tuple[type, ...]] = (
+        Float32Config, Int8DynamicConfig, Int8StaticConfig, Int4WeightOnlyConfig,
+    )  # fmt: skip
 
 
 @dataclass
@@ -249,6 +313,7 @@ class Config:
     task: TaskConfig = MISSING
     prune_method: PruneMethodConfig = MISSING
     quant: QuantConfig = MISSING
+    backend: BackendConfig = MISSING
     prune: float = 0.0
     batch_size: int = 8
     threads: int = 0
@@ -262,6 +327,16 @@ class Config:
         _check_positive("batch_size", self.batch_size)
         if self.threads < 0:
             raise ConfigError(f"threads={self.threads} must be >= 0 (0 = one per physical core)")
+        if not isinstance(self.quant, self.backend.SUPPORTED):
+            accepted = ", ".join(_level_names(self.backend.SUPPORTED))
+            raise ConfigError(
+                f"quant={self.quant.name} is not supported on backend={self.backend.name}; "
+                f"accepted there: {accepted}"
+            )
+
+
+def _level_names(types: tuple[type, ...]) -> list[str]:
+    return [t.__dataclass_fields__["name"].default for t in types]
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
@@ -281,7 +356,10 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "fp16": Float16Config,
         "bf16": BFloat16Config,
         "int8_dynamic": Int8DynamicConfig,
+        "int8_static": Int8StaticConfig,
+        "int4_weight_only": Int4WeightOnlyConfig,
     },
+    "backend": {"torch": TorchBackendConfig, "onnxruntime": OnnxRuntimeBackendConfig},
 }
 
 

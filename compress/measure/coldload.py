@@ -20,11 +20,11 @@ _START = time.perf_counter()
 def _measure(folder: Path, batch_size: int, seq_len: int, threads: int) -> dict:
     import torch
 
-    from compress.artifact import architecture_class, load_artifact
+    from compress.artifact import import_runtime, load_artifact
     from compress.quiet import quiet_libraries
 
     quiet_libraries()
-    architecture_class(folder)  # library code is imported here, not inside the timed load
+    import_runtime(folder)  # library code is imported here, not inside the timed load
     imported = time.perf_counter()
     torch.set_num_threads(threads)
     model = load_artifact(folder)

@@ -8,14 +8,16 @@ import pytest
 import torch
 
 from compress.artifact import disk_bytes, load_artifact, read_manifest, save_artifact
+from compress.context import CompressionContext
 from compress.layers import block_linears
-from compress.pruning import PruneContext, prune_model
+from compress.pruning import prune_model
 from compress.quantization import quantize_
 from compress.schema import (
     BFloat16Config,
     Float32Config,
     HeadAndNeuronPruningConfig,
     Int8DynamicConfig,
+    Int8StaticConfig,
     LayerPruningConfig,
     MagnitudePruningConfig,
 )
@@ -26,7 +28,7 @@ def _quantized(config, model=None):
     model = model or tiny_bert()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        quantize_(config, model)
+        quantize_(config, model, CompressionContext())
     return model
 
 
@@ -37,7 +39,10 @@ def _assert_same_outputs(model, folder, inputs):
     return loaded
 
 
-@pytest.mark.parametrize("config", [Float32Config(), BFloat16Config(), Int8DynamicConfig()])
+@pytest.mark.parametrize(
+    "config",
+    [Float32Config(), BFloat16Config(), Int8DynamicConfig(), Int8DynamicConfig(per_channel=True)],
+)
 def test_round_trip_gives_identical_outputs(tmp_path, tiny_inputs, config):
     model = _quantized(config)
     save_artifact(model, tmp_path)
@@ -47,8 +52,9 @@ def test_round_trip_gives_identical_outputs(tmp_path, tiny_inputs, config):
 def test_int8_artifact_is_smaller_and_lists_its_linears(tmp_path):
     dense = save_artifact(tiny_bert(), tmp_path / "fp32")
     int8 = save_artifact(_quantized(Int8DynamicConfig()), tmp_path / "int8")
-    assert read_manifest(tmp_path / "int8")["int8_linears"] == int8["int8_linears"]
-    assert len(int8["int8_linears"]) == 2 * 6 + 2
+    assert read_manifest(tmp_path / "int8")["quantized"] == int8["quantized"]
+    assert set(int8["quantized"].values()) == {"int8_dynamic"}
+    assert len(int8["quantized"]) == 2 * 6 + 2
     assert int8["disk_bytes"] < dense["disk_bytes"]
 
 
@@ -70,7 +76,9 @@ def test_sparse_storage_shrinks_block_weights(tmp_path, tiny_inputs, sparsity, m
     dense_model = tiny_bert()
     save_artifact(dense_model, tmp_path / "dense")
     model = tiny_bert()
-    prune_model(MagnitudePruningConfig(name="l1", per_layer=True), model, sparsity, PruneContext())
+    prune_model(
+        MagnitudePruningConfig(name="l1", per_layer=True), model, sparsity, CompressionContext()
+    )
     manifest = save_artifact(model, tmp_path / "sparse")
     assert set(manifest["sparse"]) == {f"{n}.weight" for n in block_linears(model)}
     ratio = _block_weight_bytes(tmp_path / "sparse", model) / _block_weight_bytes(
@@ -89,7 +97,7 @@ def test_dense_weights_are_not_stored_as_sparse(tmp_path):
 
 def test_sparse_int8_round_trip(tmp_path, tiny_inputs):
     model = tiny_bert()
-    prune_model(MagnitudePruningConfig(name="global_l1"), model, 0.9, PruneContext())
+    prune_model(MagnitudePruningConfig(name="global_l1"), model, 0.9, CompressionContext())
     model = _quantized(Int8DynamicConfig(), model)
     manifest = save_artifact(model, tmp_path)
     assert manifest["sparse"]
@@ -98,8 +106,8 @@ def test_sparse_int8_round_trip(tmp_path, tiny_inputs):
 
 def test_structured_pruning_round_trips_and_shrinks(tmp_path, tiny_inputs):
     model = tiny_bert()
-    prune_model(HeadAndNeuronPruningConfig(name="heads_neurons"), model, 0.5, PruneContext())
-    prune_model(LayerPruningConfig(name="layers"), model, 0.5, PruneContext())
+    prune_model(HeadAndNeuronPruningConfig(name="heads_neurons"), model, 0.5, CompressionContext())
+    prune_model(LayerPruningConfig(name="layers"), model, 0.5, CompressionContext())
     manifest = save_artifact(model, tmp_path / "pruned")
     assert manifest["heads"] == {"0": [1, 2]} or len(manifest["heads"]["0"]) == 2
     assert model.config.num_hidden_layers == 1 and model.config.intermediate_size == 32
@@ -107,6 +115,15 @@ def test_structured_pruning_round_trips_and_shrinks(tmp_path, tiny_inputs):
     assert sum(p.numel() for p in loaded.parameters()) == sum(p.numel() for p in model.parameters())
     save_artifact(tiny_bert(), tmp_path / "full")
     assert disk_bytes(tmp_path / "pruned") < disk_bytes(tmp_path / "full")
+
+
+def test_static_int8_round_trip(tmp_path, tiny_inputs):
+    model = tiny_bert()
+    context = CompressionContext(calibration=lambda n: [tiny_inputs] * n)
+    quantize_(Int8StaticConfig(calibration_batches=2), model, context)
+    manifest = save_artifact(model, tmp_path)
+    assert set(manifest["quantized"].values()) == {"int8_static"}
+    _assert_same_outputs(model, tmp_path, tiny_inputs)
 
 
 def test_a_folder_without_manifest_is_refused(tmp_path):

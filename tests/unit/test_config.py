@@ -16,15 +16,18 @@ from tests.conftest import CONF_DIR
 
 GROUPS = {
     group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-    for group in ("model", "task", "prune_method", "quant")
+    for group in ("model", "task", "prune_method", "quant", "backend")
 }
+# quant levels only one backend has kernels for
+BACKEND_FOR = {"int4": "onnxruntime"}
 
 
 @pytest.mark.parametrize(
     ("group", "option"), [(g, o) for g, options in GROUPS.items() for o in options]
 )
 def test_every_option_composes_into_its_schema(compose_config, group, option):
-    cfg = compose_config([f"{group}={option}"])
+    backend = BACKEND_FOR.get(option, "torch") if group == "quant" else None
+    cfg = compose_config([f"{group}={option}"] + ([f"backend={backend}"] if backend else []))
     config = OmegaConf.to_object(cfg)
     node = getattr(config, group)
     assert node.name == option
@@ -57,6 +60,15 @@ def test_out_of_range_values_raise_one_line(compose_config, override, fragment):
         OmegaConf.to_object(compose_config([override]))
     assert fragment in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_level_the_backend_lacks_is_refused_with_the_accepted_ones(compose_config):
+    with pytest.raises(ConfigError) as caught:
+        OmegaConf.to_object(compose_config(["quant=int4", "backend=torch"]))
+    assert str(caught.value) == (
+        "quant=int4 is not supported on backend=torch; "
+        "accepted there: fp32, fp16, bf16, int8, int8_static"
+    )
 
 
 @pytest.mark.parametrize(("override", "group"), [("quant=int3", "quant"), ("model=nope", "model")])

@@ -37,6 +37,7 @@ def test_job_writes_a_complete_ok_record(compose_config, tiny_pretrained_dir):
         "prune_method": "global_l1",
         "prune": 0.5,
         "quant": "int8",
+        "backend": "torch",
         "batch_size": 2,
     }
     for side in ("baseline", "compressed"):
@@ -46,7 +47,7 @@ def test_job_writes_a_complete_ok_record(compose_config, tiny_pretrained_dir):
         assert speed["p50_ms"] > 0 and speed["cold_load"]["peak_rss_bytes"] > 0
         assert 0 <= record[side]["quality"]["accuracy"] <= 1
     assert record["compression"]["prune"]["zero_fraction"] == pytest.approx(0.5, abs=1e-6)
-    assert record["compression"]["artifact"]["int8_linears"] == 2 * 6 + 2
+    assert record["compression"]["artifact"]["quantized"] == 2 * 6 + 2
     assert record["compression"]["artifact"]["sparse"] > 0
     assert record["ratios"]["disk_bytes"] < 1
     assert 0 <= record["compressed"]["quality"]["agreement"] <= 1
@@ -91,3 +92,21 @@ def test_rerun_repeats_a_failed_job(compose_config, tiny_pretrained_dir):
     record_path.write_text('{"status": "failed", "error": "killed"}')
     assert run_job(cfg)["status"] == "ok"
     assert json.loads(record_path.read_text())["status"] == "ok"
+
+
+def test_onnxruntime_backend_job(compose_config, tiny_pretrained_dir):
+    cfg = compose_config(_overrides(tiny_pretrained_dir, "backend=onnxruntime", "quant=int8"))
+    record = run_job(cfg)
+    assert record["status"] == "ok"
+    assert record["compression"]["artifact"]["backend"] == "onnxruntime"
+    assert record["compression"]["quant"]["layers_quantized"] >= 2 * 6
+    assert record["compressed"]["size"]["disk_bytes"] < record["baseline"]["size"]["disk_bytes"]
+    assert record["compressed"]["speed"]["cold_load"]["load_s"] > 0
+    assert 0.5 <= record["compressed"]["quality"]["agreement"] <= 1
+
+
+def test_static_int8_on_torch_job(compose_config, tiny_pretrained_dir):
+    cfg = compose_config(_overrides(tiny_pretrained_dir, "quant=int8_static"))
+    record = run_job(cfg)
+    assert record["compression"]["quant"]["layers_quantized"] == 2 * 6 + 2
+    assert record["compressed"]["size"]["disk_bytes"] < record["baseline"]["size"]["disk_bytes"]

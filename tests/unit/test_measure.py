@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from compress.context import CompressionContext
 from compress.measure.latency import interleaved_latency, latency_stats
 from compress.measure.quality import classification_quality
 from compress.measure.size import size_stats
@@ -50,7 +51,7 @@ def test_size_counts_packed_int8_weights():
     with torch.no_grad():
         model.bert.encoder.layer[0].intermediate.dense.weight.zero_()
     fp32 = size_stats(model)
-    quantize_(Int8DynamicConfig(), model)
+    quantize_(Int8DynamicConfig(), model, CompressionContext())
     int8 = size_stats(model)
     assert int8["params"] == fp32["params"] == untouched["params"]
     assert untouched["nonzero_params"] - fp32["nonzero_params"] == 64 * 32

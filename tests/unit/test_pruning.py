@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from compress.context import CompressionContext
 from compress.layers import block_linears
-from compress.pruning import PruneContext, prune_model
+from compress.pruning import prune_model
 from compress.schema import MagnitudePruningConfig, NoPruningConfig
 from tests.conftest import tiny_bert
 
@@ -25,7 +26,7 @@ def test_block_linears_are_the_six_linears_of_each_block():
 def test_per_layer_l1_removes_the_fraction_from_every_layer(amount):
     model = tiny_bert()
     report = prune_model(
-        MagnitudePruningConfig(name="l1", per_layer=True), model, amount, PruneContext()
+        MagnitudePruningConfig(name="l1", per_layer=True), model, amount, CompressionContext()
     )
     for layer in block_linears(model).values():
         assert _zero_fraction(layer.weight) == pytest.approx(amount, abs=1 / layer.weight.numel())
@@ -35,7 +36,7 @@ def test_per_layer_l1_removes_the_fraction_from_every_layer(amount):
 def test_global_l1_removes_the_smallest_weights_overall():
     model = tiny_bert()
     before = torch.cat([w.weight.detach().abs().flatten() for w in block_linears(model).values()])
-    report = prune_model(MagnitudePruningConfig(name="global_l1"), model, 0.5, PruneContext())
+    report = prune_model(MagnitudePruningConfig(name="global_l1"), model, 0.5, CompressionContext())
     after = torch.cat([w.weight.detach().abs().flatten() for w in block_linears(model).values()])
     threshold = before.kthvalue(int(round(0.5 * before.numel()))).values
     assert report.zeros_in_scope == int(round(0.5 * before.numel()))
@@ -45,14 +46,14 @@ def test_global_l1_removes_the_smallest_weights_overall():
 
 def test_pruning_is_permanent_and_leaves_no_masks():
     model = tiny_bert()
-    prune_model(MagnitudePruningConfig(name="global_l1"), model, 0.5, PruneContext())
+    prune_model(MagnitudePruningConfig(name="global_l1"), model, 0.5, CompressionContext())
     names = [name for name, _ in model.named_buffers()] + [n for n, _ in model.named_parameters()]
     assert not any(name.endswith(("_mask", "_orig")) for name in names)
 
 
 def test_pruned_model_equals_the_masked_reference(tiny_inputs):
     model, reference = tiny_bert(), tiny_bert()
-    prune_model(MagnitudePruningConfig(name="l1", per_layer=True), model, 0.5, PruneContext())
+    prune_model(MagnitudePruningConfig(name="l1", per_layer=True), model, 0.5, CompressionContext())
     with torch.no_grad():
         for name, layer in block_linears(reference).items():
             layer.weight.mul_(block_linears(model)[name].weight != 0)
@@ -63,7 +64,7 @@ def test_none_and_zero_amount_change_nothing(tiny_inputs):
     reference = tiny_bert()
     for config, amount in ((NoPruningConfig(), 0.7), (MagnitudePruningConfig(name="l1"), 0.0)):
         model = tiny_bert()
-        report = prune_model(config, model, amount, PruneContext())
+        report = prune_model(config, model, amount, CompressionContext())
         assert report.zeros_in_scope == 0
         with torch.no_grad():
             assert torch.equal(model(**tiny_inputs).logits, reference(**tiny_inputs).logits)

@@ -8,8 +8,16 @@ import pytest
 import torch
 from torch.ao.nn.quantized import dynamic as quantized_dynamic
 
+from compress import quantization
+from compress.context import CompressionContext
 from compress.quantization import quantize_
-from compress.schema import BFloat16Config, Float16Config, Float32Config, Int8DynamicConfig
+from compress.schema import (
+    BFloat16Config,
+    Float16Config,
+    Float32Config,
+    Int8DynamicConfig,
+    Int8StaticConfig,
+)
 from tests.conftest import tiny_bert
 
 
@@ -25,26 +33,39 @@ def _hidden(model, inputs) -> torch.Tensor:
 
 @pytest.mark.parametrize(
     ("config", "min_snr_db"),
-    [(Int8DynamicConfig(), 20.0), (BFloat16Config(), 25.0), (Float16Config(), 40.0)],
+    [
+        (Int8DynamicConfig(), 20.0),
+        (Int8DynamicConfig(per_channel=True), 20.0),
+        (Int8StaticConfig(calibration_batches=2), 15.0),
+        (BFloat16Config(), 25.0),
+        (Float16Config(), 40.0),
+    ],
 )
 def test_quantized_hidden_states_are_close_to_fp32(config, min_snr_db, tiny_inputs):
     reference, model = tiny_bert(), tiny_bert()
+    context = CompressionContext(calibration=lambda n: [tiny_inputs] * n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        quantize_(config, model)
+        quantize_(config, model, context)
     assert snr_db(_hidden(reference, tiny_inputs), _hidden(model, tiny_inputs)) > min_snr_db
 
 
-def test_fp16_warns_and_says_so_in_the_report():
+def test_fp16_without_native_units_warns_and_says_so(monkeypatch):
+    monkeypatch.setattr(quantization, "cpu_flags", lambda: ("avx2",))
     with pytest.warns(UserWarning, match="fp16"):
-        report = quantize_(Float16Config(), tiny_bert())
-    assert any("fp16" in note for note in report.notes)
+        report = quantize_(Float16Config(), tiny_bert(), CompressionContext())
+    assert any("no avx512_fp16 or amx_fp16" in note for note in report.notes)
+
+
+def test_bf16_with_native_units_has_no_caveat(monkeypatch):
+    monkeypatch.setattr(quantization, "cpu_flags", lambda: ("avx512_bf16",))
+    assert quantize_(BFloat16Config(), tiny_bert(), CompressionContext()).notes == []
 
 
 def test_int8_converts_every_linear_and_reports_it():
     model = tiny_bert()
     linears = sum(1 for m in model.modules() if type(m) is torch.nn.Linear)
-    report = quantize_(Int8DynamicConfig(), model)
+    report = quantize_(Int8DynamicConfig(), model, CompressionContext())
     converted = [m for m in model.modules() if isinstance(m, quantized_dynamic.Linear)]
     assert report.layers_quantized == linears == len(converted)
     assert not any(type(m) is torch.nn.Linear for m in model.modules())
@@ -52,7 +73,7 @@ def test_int8_converts_every_linear_and_reports_it():
 
 def test_fp32_is_identity(tiny_inputs):
     reference, model = tiny_bert(), tiny_bert()
-    report = quantize_(Float32Config(), model)
+    report = quantize_(Float32Config(), model, CompressionContext())
     assert report.layers_quantized == 0
     with torch.no_grad():
         assert torch.equal(model(**tiny_inputs).logits, reference(**tiny_inputs).logits)
@@ -61,5 +82,5 @@ def test_fp32_is_identity(tiny_inputs):
 @pytest.mark.parametrize(("config", "dtype"), [(BFloat16Config(), torch.bfloat16)])
 def test_cast_levels_change_every_floating_weight(config, dtype):
     model = tiny_bert()
-    quantize_(config, model)
+    quantize_(config, model, CompressionContext())
     assert {p.dtype for p in model.parameters()} == {dtype}

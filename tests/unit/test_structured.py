@@ -7,8 +7,9 @@ import pytest
 import torch
 from transformers import MPNetConfig, MPNetForSequenceClassification
 
+from compress.context import CompressionContext
 from compress.layers import block_linears, transformer_blocks
-from compress.pruning import PruneContext, prune_model
+from compress.pruning import prune_model
 from compress.schema import (
     ConfigError,
     HeadAndNeuronPruningConfig,
@@ -48,7 +49,7 @@ def _logits(model, inputs) -> torch.Tensor:
 @pytest.mark.parametrize("build", [tiny_bert, tiny_mpnet])
 def test_head_pruning_equals_masking_the_removed_heads(build, tiny_inputs):
     model, reference = build(), build()
-    report = prune_model(HeadPruningConfig(name="heads"), model, 0.5, PruneContext())
+    report = prune_model(HeadPruningConfig(name="heads"), model, 0.5, CompressionContext())
     assert (report.units_total, report.units_removed) == (8, 4)
     kept = {i: b.get_submodule(layout_of(b).attention)._compress_heads
             for i, b in enumerate(transformer_blocks(model))}  # fmt: skip
@@ -60,7 +61,7 @@ def test_head_pruning_equals_masking_the_removed_heads(build, tiny_inputs):
 
 def test_neuron_pruning_equals_masking_the_removed_neurons(tiny_inputs):
     model, reference = tiny_bert(), tiny_bert()
-    report = prune_model(NeuronPruningConfig(name="neurons"), model, 0.25, PruneContext())
+    report = prune_model(NeuronPruningConfig(name="neurons"), model, 0.25, CompressionContext())
     assert (report.units_total, report.units_removed) == (128, 32)
     assert model.config.intermediate_size == 48
     for block, ref_block in zip(
@@ -77,7 +78,7 @@ def test_neuron_pruning_equals_masking_the_removed_neurons(tiny_inputs):
 def test_layer_pruning_drops_the_top_blocks_and_updates_the_config():
     model = tiny_bert(num_hidden_layers=4)
     first_two = [b.intermediate.dense.weight.clone() for b in transformer_blocks(model)[:2]]
-    report = prune_model(LayerPruningConfig(name="layers"), model, 0.5, PruneContext())
+    report = prune_model(LayerPruningConfig(name="layers"), model, 0.5, CompressionContext())
     assert model.config.num_hidden_layers == 2 == len(transformer_blocks(model))
     for block, weight in zip(transformer_blocks(model), first_two, strict=True):
         assert torch.equal(block.intermediate.dense.weight, weight)
@@ -88,7 +89,7 @@ def test_gradient_importance_removes_a_head_that_does_nothing_first(tiny_inputs)
     model = tiny_bert()
     _mask_heads(model, {0: [0, 1, 2], 1: [0, 1, 2]})  # head 3 of each block contributes nothing
     batches = [{**tiny_inputs, "labels": torch.tensor([0, 1, 0, 1])}] * 2
-    context = PruneContext(calibration=lambda n: batches[:n])
+    context = CompressionContext(calibration=lambda n: batches[:n])
     config = HeadPruningConfig(name="heads_gradient", importance="gradient", calibration_batches=2)
     prune_model(config, model, 0.25, context)
     for block in transformer_blocks(model):
@@ -99,7 +100,7 @@ def test_gradient_importance_removes_a_head_that_does_nothing_first(tiny_inputs)
 def test_combined_heads_and_neurons_narrow_every_block():
     model = tiny_bert()
     report = prune_model(
-        HeadAndNeuronPruningConfig(name="heads_neurons"), model, 0.5, PruneContext()
+        HeadAndNeuronPruningConfig(name="heads_neurons"), model, 0.5, CompressionContext()
     )
     assert report.units_removed == 4 + 64
     assert model.config.intermediate_size == 32
@@ -120,13 +121,13 @@ def test_combined_heads_and_neurons_narrow_every_block():
 )
 def test_impossible_amounts_fail_with_one_line(config, amount, message):
     with pytest.raises(ConfigError, match=message) as caught:
-        prune_model(config, tiny_bert(), amount, PruneContext())
+        prune_model(config, tiny_bert(), amount, CompressionContext())
     assert "\n" not in str(caught.value)
 
 
 def test_two_to_four_leaves_two_zeros_in_every_group_of_four():
     model = tiny_bert()
-    report = prune_model(SemiStructuredPruningConfig(name="2to4"), model, 0.5, PruneContext())
+    report = prune_model(SemiStructuredPruningConfig(name="2to4"), model, 0.5, CompressionContext())
     for layer in block_linears(model).values():
         groups = layer.weight.view(layer.weight.shape[0], -1, 4)
         assert torch.all((groups == 0).sum(-1) == 2)
@@ -136,7 +137,7 @@ def test_two_to_four_leaves_two_zeros_in_every_group_of_four():
 def test_random_pruning_is_exact_seeded_and_unlike_magnitude():
     def zero_masks(config):
         model = tiny_bert()
-        prune_model(config, model, 0.5, PruneContext())
+        prune_model(config, model, 0.5, CompressionContext())
         return torch.cat([(w.weight == 0).flatten() for w in block_linears(model).values()])
 
     random_a = zero_masks(RandomPruningConfig(name="random", seed=3))
@@ -151,7 +152,10 @@ def test_random_pruning_is_exact_seeded_and_unlike_magnitude():
 def test_scope_limits_which_layers_lose_weights(scope):
     model = tiny_bert()
     prune_model(
-        MagnitudePruningConfig(name="l1", scope=scope, per_layer=True), model, 0.5, PruneContext()
+        MagnitudePruningConfig(name="l1", scope=scope, per_layer=True),
+        model,
+        0.5,
+        CompressionContext(),
     )
     for name, layer in block_linears(model).items():
         in_scope = ("attention" in name) == (scope == "attention")

@@ -1,0 +1,23 @@
+"""What data-driven compression methods may use besides the model itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class CompressionContext:
+    """``calibration(n)`` yields up to ``n`` labelled batches of calibration data (never the
+    held-out split): gradient head importance and static quantization calibrate on it."""
+
+    calibration: Callable[[int], Iterable[Batch]] | None = None
+
+    def calibration_batches(self, count: int, method: str) -> Iterable[Batch]:
+        if self.calibration is None:
+            raise ValueError(f"{method} needs calibration batches, and this task provides none")
+        return self.calibration(count)
