@@ -19,7 +19,7 @@ from pathlib import Path
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from compress import sources
-from compress.artifact import TOKENIZER_DIR, load_artifact, save_artifact
+from compress.artifact import FORMAT_VERSION, TOKENIZER_DIR, load_artifact, save_artifact
 from compress.filelock import exclusive_lock
 from compress.records import write_json_atomic
 from compress.schema import ModelConfig
@@ -49,6 +49,7 @@ class Baseline:
 def baseline_key(model: ModelConfig, task) -> str:
     material = {
         "format": BASELINE_FORMAT,
+        "artifact_format": FORMAT_VERSION,
         "name_or_path": model.name_or_path,
         "task": task.key_material(),
     }

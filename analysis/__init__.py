@@ -1,0 +1,6 @@
+"""Which factors of a sweep matter: ``python -m analysis <run dir>`` writes ANOVA, effect plots
+and the Pareto front of the recipes into ``<run dir>/analysis/``."""
+
+
+class AnalysisError(Exception):
+    """A problem with the input that the user must fix; the CLI prints it on one line."""

@@ -1,0 +1,103 @@
+"""Command line of ``python -m analysis``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from analysis import AnalysisError
+
+DESCRIPTION = """\
+Which factors of a compress sweep matter? Reads every job's .hydra/overrides.yaml,
+.hydra/config.yaml and metrics.json under RUN_DIR and writes runs.csv, report.md,
+report.html (self-contained) and one PNG per figure into RUN_DIR/analysis/."""
+
+EPILOG = """\
+RUN_DIR may be a sweep (multirun/<date>/<time>), a single job folder, or a folder holding
+several sweeps. Responses: accuracy, perplexity, f1, roc_auc, ... (compressed.quality.*),
+latency (compressed.speed.p50_ms), size (compressed.size.disk_bytes), or any column of
+runs.csv. Exit status 2 on unusable input (no successful job, corrupt metrics.json,
+not a sweep).
+
+example: python -m analysis multirun/2026-01-01/12-00-00 --log latency size"""
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="what to analyse (see below)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="output folder (default: the first RUN_DIR/analysis)",
+    )
+    parser.add_argument(
+        "--response",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="NAME",
+        help="responses to analyse (default: accuracy or perplexity, latency, size)",
+    )
+    parser.add_argument(
+        "--log",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="NAME",
+        help="log-transform these responses (latency and size usually want it)",
+    )
+    parser.add_argument(
+        "--typ",
+        type=int,
+        choices=(2, 3),
+        default=2,
+        help="ANOVA sums of squares: type 2 (default) or type 3 with sum-to-zero contrasts",
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level (default: 0.05)"
+    )
+    parser.add_argument(
+        "--max-quality-drop",
+        type=float,
+        default=0.01,
+        metavar="DROP",
+        help="best recipe: the fastest whose quality drop vs the baseline is at most DROP "
+        "(absolute for accuracy/F1, relative for perplexity; default: 0.01)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = parser()
+    args = cli.parse_args(argv)
+    if not 0 < args.alpha < 1:
+        cli.error("--alpha must lie between 0 and 1")
+    from analysis.report import write_report  # heavy imports only after --help
+    from analysis.results import Options
+
+    options = Options(
+        paths=args.run_dirs,
+        out=args.out,
+        responses=args.response,
+        log=args.log,
+        typ=args.typ,
+        alpha=args.alpha,
+        max_quality_drop=args.max_quality_drop,
+    )
+    try:
+        out, summary = write_report(options)
+    except AnalysisError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(summary)
+    print(f"report: {out / 'report.html'}")
+    return 0

@@ -1,0 +1,63 @@
+"""Which record column a response reads, what it is called, and which way is better."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import pandas as pd
+
+from analysis import AnalysisError
+
+QUALITY = "compressed.quality."
+LATENCY = "compressed.speed.p50_ms"
+SIZE = "compressed.size.disk_bytes"
+SHORTHANDS = {"latency": LATENCY, "size": SIZE}
+LABELS = {LATENCY: "latency p50 (ms)", SIZE: "size on disk (bytes)"}
+DEFAULT_QUALITY = ("accuracy", "perplexity")
+LOWER_IS_BETTER = ("perplexity", "loss")  # quality metrics; every other one is a score
+
+
+def resolve(name: str, columns: Collection[str]) -> str:
+    """A column of the runs table, from its full name or a shorthand (``accuracy``, ``size``)."""
+    for candidate in (name, SHORTHANDS.get(name), f"{QUALITY}{name}", f"ratios.{name}"):
+        if candidate in columns:
+            return candidate
+    raise AnalysisError(
+        f"unknown response {name!r}: give a column of runs.csv "
+        f"or one of {', '.join([*DEFAULT_QUALITY, *SHORTHANDS])}"
+    )
+
+
+def quality_metric(columns: Collection[str]) -> str | None:
+    return next((QUALITY + m for m in DEFAULT_QUALITY if QUALITY + m in columns), None)
+
+
+def default_responses(columns: Collection[str]) -> list[str]:
+    return [c for c in (quality_metric(columns), LATENCY, SIZE) if c in columns]
+
+
+def label(column: str) -> str:
+    return LABELS.get(column, column.removeprefix(QUALITY))
+
+
+def higher_is_better(column: str) -> bool:
+    return not any(word in column for word in LOWER_IS_BETTER)
+
+
+def baseline_column(column: str) -> str:
+    return column.replace("compressed.", "baseline.", 1)
+
+
+def quality_drop(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Quality lost against the baseline of the same record: the absolute drop of a score
+    (accuracy, F1), the relative increase of a loss (perplexity)."""
+    baseline = frame[baseline_column(column)]
+    if higher_is_better(column):
+        return baseline - frame[column]
+    return frame[column] / baseline - 1
+
+
+def cli_name(column: str) -> str:
+    """The shortest name ``--response`` and ``--log`` accept for ``column``."""
+    shorthand = {v: k for k, v in SHORTHANDS.items()}
+    return shorthand.get(column, column.removeprefix(QUALITY))
