@@ -32,6 +32,7 @@ from transformers.initialization import no_init_weights
 
 from compress.qmodules import StaticInt8Linear
 from compress.structure import apply_structure, kept_heads
+from compress.zero_copy import load_mapped
 
 MANIFEST = "compress.json"
 WEIGHTS = "model.safetensors"
@@ -215,23 +216,26 @@ def _swap_in_quantized(model: nn.Module, stored: dict[str, tuple[str, dict]]) ->
         setattr(parent, attr, CODECS[codec].decode(tensors, getattr(parent, attr)))
 
 
-def load_artifact(folder: Path):
-    """The saved model, ready to run: a torch module, or an ONNX Runtime session wrapper."""
+def load_artifact(folder: Path, zero_copy: bool = True):
+    """The saved model, ready to run: a torch module, or an ONNX Runtime session wrapper.
+
+    ``zero_copy`` maps the weights file instead of reading it (see :mod:`compress.zero_copy`).
+    """
     manifest = read_manifest(folder)
     if manifest.get("backend") == "onnxruntime":
         from compress.backends.onnxruntime_backend import load_onnx_artifact
 
         return load_onnx_artifact(Path(folder), manifest)
-    return _load_torch(Path(folder), manifest)
+    return _load_torch(Path(folder), manifest, zero_copy)
 
 
-def _load_torch(folder: Path, manifest: dict) -> nn.Module:
+def _load_torch(folder: Path, manifest: dict, zero_copy: bool) -> nn.Module:
     """Build the model from its config, replay its structure, and fill in the stored tensors."""
     config = transformers.AutoConfig.from_pretrained(str(folder))
     with no_init_weights():
         model = architecture_class(folder)._from_config(config)
     apply_structure(model, {int(k): v for k, v in manifest["heads"].items()})
-    tensors = load_file(str(folder / WEIGHTS))
+    tensors = load_mapped(folder / WEIGHTS) if zero_copy else load_file(str(folder / WEIGHTS))
     _decode_sparse(tensors, manifest["sparse"])
     for alias, source in manifest["aliases"].items():
         tensors[alias] = tensors[source]

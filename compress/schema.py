@@ -82,6 +82,98 @@ class SentimentTaskConfig(TaskConfig):
             _check_positive(f"task.{key}", getattr(self, key))
 
 
+DECODINGS = ("standard", "speculative")
+
+
+@dataclass
+class CausalLMTaskConfig(TaskConfig):
+    """What the tasks on a causal LM share. Their baseline is the pretrained model itself (no
+    fine-tuning); speed is decoding speed: a prompt, then ``speed_new_tokens`` tokens with the
+    KV cache, greedy.
+
+    ``decoding=standard`` times each model generating alone; ``speculative`` times the
+    baseline generating while the compressed model drafts for it (transformers' assisted
+    generation, which runs at batch size 1 only), and records the draft acceptance rate.
+    Peak memory of generation is measured at every batch size in ``memory_batch_sizes``.
+    Calibration batches (static int8, gradient head importance) are ``calibration_batches``
+    sequences of ``calibration_length`` tokens, never from the held-out data.
+    """
+
+    decoding: str = "standard"
+    speed_new_tokens: int = 32
+    memory_batch_sizes: list[int] = field(default_factory=lambda: [4, 12])
+    calibration_length: int = 128
+    calibration_batch_size: int = 8
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.decoding not in DECODINGS:
+            raise ConfigError(
+                f"task.decoding={self.decoding} is unknown; accepted: {', '.join(DECODINGS)}"
+            )
+        for key in ("speed_new_tokens", "calibration_length", "calibration_batch_size"):
+            _check_positive(f"task.{key}", getattr(self, key))
+        for size in self.memory_batch_sizes:
+            _check_positive("task.memory_batch_sizes", size)
+
+
+@dataclass
+class LanguageModelingTaskConfig(CausalLMTaskConfig):
+    """Token-level perplexity with strided sliding windows (the transformers perplexity
+    guide): windows of ``window`` tokens start every ``stride`` tokens, and each token is
+    scored once, in the first window where it lies past the previous window's end, so every
+    scored token sees at least ``window - stride`` tokens of context.
+
+    ``corpus``: ``wikipedia`` (the English Wikipedia sample shipped with gensim; held out: the
+    second half of its articles) or ``wikitext2`` (WikiText-2 raw test split, hub access and
+    the ``datasets`` package needed: the corpus of published GPT-2 numbers). ``eval_tokens``
+    cuts the held-out text to a fixed slice of that many tokens; 0 keeps all of it.
+    """
+
+    name: str = "lm"
+    corpus: str = "wikipedia"
+    window: int = 512
+    stride: int = 256
+    eval_tokens: int = 8192
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_positive("task.window", self.window)
+        if not 0 < self.stride < self.window:
+            raise ConfigError(
+                f"task.stride={self.stride} must be in [1, task.window={self.window}): "
+                "a window's first token has no context in it"
+            )
+        if self.eval_tokens < 0:
+            raise ConfigError(f"task.eval_tokens={self.eval_tokens} must be >= 0 (0 = all)")
+
+
+@dataclass
+class GenerationTaskConfig(CausalLMTaskConfig):
+    """Answers to ``num_prompts`` prompts of the chatterbot corpus (a fixed seeded sample of
+    distinct prompts; every answer the corpus gives a prompt is a reference), ``max_new_tokens``
+    each, once greedy and once sampled (``temperature``, ``top_p``, seeded by
+    ``sample_seed``). Prompts go through the tokenizer's chat template when it has one."""
+
+    name: str = "generation"
+    num_prompts: int = 48
+    max_new_tokens: int = 32
+    eval_batch_size: int = 8
+    temperature: float = 0.7
+    top_p: float = 0.9
+    sample_seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("num_prompts", "max_new_tokens", "eval_batch_size"):
+            _check_positive(f"task.{key}", getattr(self, key))
+        if self.temperature <= 0 or not 0 < self.top_p <= 1:
+            raise ConfigError(
+                f"task.temperature={self.temperature} must be > 0 and "
+                f"task.top_p={self.top_p} in (0, 1]"
+            )
+
+
 @dataclass
 class PruneMethodConfig:
     name: str = MISSING
@@ -283,6 +375,11 @@ class OnnxRuntimeBackendConfig(BackendConfig):
     )  # fmt: skip
 
 
+# How the cold-load measurement opens an artifact: memory-mapped without copying, read into
+# memory (safetensors.load_file), or transformers' from_pretrained (plain float models only).
+LOAD_METHODS = ("zero_copy", "read", "from_pretrained")
+
+
 @dataclass
 class BenchConfig:
     """How latency is measured: fixed sequence length, warm-up runs, timed repeats."""
@@ -291,8 +388,16 @@ class BenchConfig:
     warmup: int = 5
     repeats: int = 30
     cold_load: bool = True
+    load_method: str = "zero_copy"
+    # Power charged per busy core when no energy counter exists (estimate; see energy.py).
+    watts_per_core: float = 5.0
 
     def __post_init__(self) -> None:
+        if self.load_method not in LOAD_METHODS:
+            raise ConfigError(
+                f"bench.load_method={self.load_method} is unknown; "
+                f"accepted: {', '.join(LOAD_METHODS)}"
+            )
         _check_positive("bench.seq_len", self.seq_len)
         _check_positive("bench.repeats", self.repeats)
         if self.warmup < 0:
@@ -340,7 +445,11 @@ def _level_names(types: tuple[type, ...]) -> list[str]:
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
-    "task": {"sentiment": SentimentTaskConfig},
+    "task": {
+        "sentiment": SentimentTaskConfig,
+        "lm": LanguageModelingTaskConfig,
+        "generation": GenerationTaskConfig,
+    },
     "prune_method": {
         "none": NoPruningConfig,
         "magnitude": MagnitudePruningConfig,

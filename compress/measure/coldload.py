@@ -12,22 +12,50 @@ import json
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
+
+from compress.schema import LOAD_METHODS
 
 _START = time.perf_counter()
 
 
-def _measure(folder: Path, batch_size: int, seq_len: int, threads: int) -> dict:
+def _from_pretrained(folder: Path):
+    from compress.artifact import architecture_class, read_manifest
+
+    manifest = read_manifest(folder)
+    special = [key for key in ("quantized", "sparse", "heads") if manifest.get(key)]
+    if manifest.get("backend") != "torch" or special:
+        raise ValueError(
+            f"load_method=from_pretrained opens only plain float torch artifacts; {folder} has "
+            f"{', '.join(special) or manifest.get('backend')}: use zero_copy or read"
+        )
+    return architecture_class(folder).from_pretrained(str(folder)).eval()
+
+
+def _loader(method: str):
+    from compress.artifact import load_artifact
+
+    loaders = {
+        "zero_copy": partial(load_artifact, zero_copy=True),
+        "read": partial(load_artifact, zero_copy=False),
+        "from_pretrained": _from_pretrained,
+    }
+    return loaders[method]
+
+
+def _measure(folder: Path, batch_size: int, seq_len: int, threads: int, method: str) -> dict:
     import torch
 
-    from compress.artifact import import_runtime, load_artifact
+    from compress.artifact import import_runtime
     from compress.quiet import quiet_libraries
 
     quiet_libraries()
     import_runtime(folder)  # library code is imported here, not inside the timed load
+    load = _loader(method)
     imported = time.perf_counter()
     torch.set_num_threads(threads)
-    model = load_artifact(folder)
+    model = load(folder)
     loaded = time.perf_counter()
     vocab = int(getattr(model.config, "vocab_size", 1000))
     generator = torch.Generator().manual_seed(0)
@@ -36,6 +64,7 @@ def _measure(folder: Path, batch_size: int, seq_len: int, threads: int) -> dict:
         model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids))
     done = time.perf_counter()
     return {
+        "method": method,
         "import_s": imported - _START,
         "load_s": loaded - imported,
         "first_batch_ms": (done - loaded) * 1000.0,
@@ -52,10 +81,13 @@ def _peak_rss_bytes() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def measure_cold_load(folder: Path, batch_size: int, seq_len: int, threads: int) -> dict:
+def measure_cold_load(
+    folder: Path, batch_size: int, seq_len: int, threads: int, method: str = "zero_copy"
+) -> dict:
     command = [
         sys.executable, "-m", "compress.measure.coldload", str(folder),
         "--batch-size", str(batch_size), "--seq-len", str(seq_len), "--threads", str(threads),
+        "--method", method,
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -70,8 +102,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--method", default="zero_copy", choices=LOAD_METHODS)
     args = parser.parse_args(argv)
-    print(json.dumps(_measure(args.folder, args.batch_size, args.seq_len, args.threads)))
+    measured = _measure(args.folder, args.batch_size, args.seq_len, args.threads, args.method)
+    print(json.dumps(measured))
 
 
 if __name__ == "__main__":

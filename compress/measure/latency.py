@@ -8,6 +8,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from compress.measure.energy import (
+    energy_per_batch,
+    rapl_available,
+    rapl_wrap_joules,
+    read_rapl_joules,
+)
+
 
 def latency_stats(samples_ms: list[float], batch_size: int) -> dict:
     values = np.asarray(samples_ms, dtype=np.float64)
@@ -27,19 +34,40 @@ def latency_stats(samples_ms: list[float], batch_size: int) -> dict:
 
 
 def interleaved_latency(
-    runners: dict[str, Callable[[], object]], warmup: int, repeats: int, batch_size: int
+    runners: dict[str, Callable[[], object]],
+    warmup: int,
+    repeats: int,
+    batch_size: int,
+    watts_per_core: float = 5.0,
 ) -> dict[str, dict]:
     """Time each runner ``repeats`` times, alternating between runners on every round and
-    reversing the order every other round."""
+    reversing the order every other round. Each call's CPU time (and package energy, where a
+    RAPL counter exists) is recorded too, for the energy figures."""
     names = list(runners)
     for _ in range(warmup):
         for name in names:
             runners[name]()
-    samples: dict[str, list[float]] = {name: [] for name in names}
+    use_rapl = rapl_available()
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    joules: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(repeats):
         order = names if round_index % 2 == 0 else names[::-1]
         for name in order:
-            start = time.perf_counter_ns()
+            energy_start = read_rapl_joules() if use_rapl else 0.0
+            cpu_start, start = time.process_time_ns(), time.perf_counter_ns()
             runners[name]()
-            samples[name].append((time.perf_counter_ns() - start) / 1e6)
-    return {name: latency_stats(values, batch_size) for name, values in samples.items()}
+            wall[name].append((time.perf_counter_ns() - start) / 1e6)
+            cpu[name].append((time.process_time_ns() - cpu_start) / 1e6)
+            if use_rapl:
+                joules[name].append((read_rapl_joules() - energy_start) % rapl_wrap_joules())
+    return {
+        name: latency_stats(wall[name], batch_size)
+        | {"cpu_ms_p50": float(np.median(cpu[name]))}
+        | {
+            "energy": energy_per_batch(
+                cpu[name], joules[name] if use_rapl else None, watts_per_core, batch_size
+            )
+        }  # fmt: skip
+        for name in names
+    }

@@ -126,7 +126,9 @@ class ClassificationTask:
         )  # fmt: skip
         runners = {name: partial(model, **inputs) for name, model in models.items()}
         with torch.inference_mode():
-            timings = interleaved_latency(runners, bench.warmup, bench.repeats, batch_size)
+            timings = interleaved_latency(
+                runners, bench.warmup, bench.repeats, batch_size, bench.watts_per_core
+            )
         shape = {"batch_size": batch_size, "seq_len": bench.seq_len}
         counts = {"warmup": bench.warmup, "repeats": bench.repeats}
         return {name: {**shape, **counts, **stats} for name, stats in timings.items()}

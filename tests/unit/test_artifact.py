@@ -126,6 +126,26 @@ def test_static_int8_round_trip(tmp_path, tiny_inputs):
     _assert_same_outputs(model, tmp_path, tiny_inputs)
 
 
+def test_zero_copy_and_read_load_the_same_tensors(tmp_path):
+    model = tiny_bert()
+    prune_model(MagnitudePruningConfig(name="global_l1"), model, 0.9, CompressionContext())
+    save_artifact(_quantized(BFloat16Config(), model), tmp_path)
+    mapped = load_artifact(tmp_path, zero_copy=True).state_dict()
+    read = load_artifact(tmp_path, zero_copy=False).state_dict()
+    assert mapped.keys() == read.keys()
+    assert all(torch.equal(mapped[k], read[k]) for k in mapped)
+
+
+def test_zero_copy_load_does_not_touch_the_file(tmp_path, tiny_inputs):
+    save_artifact(tiny_bert(), tmp_path)
+    before = (tmp_path / "model.safetensors").read_bytes()
+    model = load_artifact(tmp_path, zero_copy=True)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1.0)
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+
+
 def test_a_folder_without_manifest_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="compress.json is missing"):
         load_artifact(tmp_path)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from compress.context import CompressionContext
+from compress.measure.energy import energy_per_batch
 from compress.measure.latency import interleaved_latency, latency_stats
 from compress.measure.quality import classification_quality
 from compress.measure.size import size_stats
@@ -60,3 +61,21 @@ def test_size_counts_packed_int8_weights():
         m.in_features * m.out_features for m in tiny_bert().modules() if type(m) is torch.nn.Linear
     )
     assert fp32["weight_bytes"] - int8["weight_bytes"] == 3 * linear_weights
+
+
+def test_energy_is_estimated_from_cpu_time_without_a_counter():
+    energy = energy_per_batch([100.0, 200.0, 300.0], None, watts_per_core=5.0, batch_size=4)
+    assert energy["method"] == "estimated"
+    assert energy["joules_per_batch"] == pytest.approx(0.2 * 5.0)
+    assert energy["joules_per_sample"] == pytest.approx(0.25)
+
+
+def test_energy_is_measured_when_the_counter_exists():
+    energy = energy_per_batch([1.0, 1.0, 1.0], [2.0, 4.0, 3.0], watts_per_core=5.0, batch_size=2)
+    assert (energy["method"], energy["joules_per_batch"]) == ("measured", 3.0)
+
+
+def test_latency_records_cpu_time_and_labelled_energy():
+    stats = interleaved_latency({"a": lambda: sum(range(20000))}, 0, 3, batch_size=1)
+    assert stats["a"]["cpu_ms_p50"] > 0
+    assert stats["a"]["energy"]["method"] in ("measured", "estimated")

@@ -1,0 +1,181 @@
+"""Every compression method side by side in one process: size, latency and quality ratios.
+
+    python benchmarks/compression.py --model minilm          # fine-tuned MiniLM, with quality
+    python benchmarks/compression.py --model bert-base       # random-init BERT-base shape, speed
+
+All variants are timed round-robin in the same loop (each round runs every variant once, in
+alternating order), so machine drift hits them alike; ratios are medians against fp32 from
+that same loop. Writes ``benchmarks/results/compression_<model>.{csv,json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+import torch
+from omegaconf import OmegaConf
+
+from compress import sources
+from compress.artifact import disk_bytes, load_artifact
+from compress.backends import compress_on
+from compress.context import CompressionContext
+from compress.defaults import compose_config, default_baseline
+from compress.env_info import cpu_flags, default_threads
+from compress.pruning import prune_model
+from compress.quiet import quiet_libraries
+from compress.schema import (
+    BFloat16Config,
+    Float32Config,
+    HeadAndNeuronPruningConfig,
+    Int4WeightOnlyConfig,
+    Int8DynamicConfig,
+    Int8StaticConfig,
+    MagnitudePruningConfig,
+    NoPruningConfig,
+    OnnxRuntimeBackendConfig,
+    TorchBackendConfig,
+)
+from compress.tasks import build_task
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCH, ORT = TorchBackendConfig(), OnnxRuntimeBackendConfig()
+NONE = NoPruningConfig()
+STRUCTURED = HeadAndNeuronPruningConfig(name="heads_neurons")
+UNSTRUCTURED = MagnitudePruningConfig(name="global_l1")
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    prune: object
+    amount: float
+    quant: object
+    backend: object
+
+
+VARIANTS = [
+    Variant("torch fp32", NONE, 0.0, Float32Config(), TORCH),
+    Variant("torch bf16", NONE, 0.0, BFloat16Config(), TORCH),
+    Variant("torch int8 dynamic", NONE, 0.0, Int8DynamicConfig(), TORCH),
+    Variant("torch int8 static", NONE, 0.0, Int8StaticConfig(), TORCH),
+    Variant("unstructured 50% fp32", UNSTRUCTURED, 0.5, Float32Config(), TORCH),
+    Variant("unstructured 90% fp32", UNSTRUCTURED, 0.9, Float32Config(), TORCH),
+    Variant("unstructured 90% int8", UNSTRUCTURED, 0.9, Int8DynamicConfig(), TORCH),
+    Variant("50% heads+FFN fp32", STRUCTURED, 0.5, Float32Config(), TORCH),
+    Variant("50% heads+FFN int8", STRUCTURED, 0.5, Int8DynamicConfig(), TORCH),
+    Variant("ORT fp32", NONE, 0.0, Float32Config(), ORT),
+    Variant("ORT int8 dynamic", NONE, 0.0, Int8DynamicConfig(), ORT),
+    Variant("ORT int8 static", NONE, 0.0, Int8StaticConfig(), ORT),
+    Variant("ORT int4", NONE, 0.0, Int4WeightOnlyConfig(), ORT),
+    Variant("50% heads+FFN ORT int8", STRUCTURED, 0.5, Int8DynamicConfig(), ORT),
+]
+
+
+def _minilm():
+    """The cached fine-tuned baseline, its tokenizer and the task (quality is measured)."""
+    baseline, task = default_baseline()
+    return baseline.load_model, baseline.load_tokenizer(), task, baseline.info["outputs"]
+
+
+def _bert_base():
+    """BERT-base shape with random weights (no BERT-base weights ship offline): speed only.
+    It shares MiniLM's uncased WordPiece vocabulary, so MiniLM's tokenizer feeds it."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    cfg = compose_config()
+    task = build_task(OmegaConf.to_object(cfg.task))
+    cache = Path(cfg.paths.cache_dir).expanduser()
+    tokenizer = AutoTokenizer.from_pretrained(sources.resolve(cfg.model.name_or_path, cache))
+
+    def build():
+        torch.manual_seed(0)
+        return BertForSequenceClassification(BertConfig(num_labels=2)).eval()
+
+    return build, tokenizer, task, None
+
+
+def _compress(variant: Variant, build, task, tokenizer, folder: Path):
+    model = build()
+    context = CompressionContext(calibration=partial(task.calibration_batches, tokenizer))
+    start = time.perf_counter()
+    prune_model(variant.prune, model, variant.amount, context)
+    compressed = compress_on(variant.backend, model, variant.quant, context, folder)
+    seconds = time.perf_counter() - start
+    return compressed, seconds
+
+
+def run(model_name: str, repeats: int, warmup: int, quality: bool) -> pd.DataFrame:
+    quiet_libraries()
+    threads = default_threads()
+    torch.set_num_threads(threads)
+    build, tokenizer, task, reference = {"minilm": _minilm, "bert-base": _bert_base}[model_name]()
+    rows, runners = [], {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for variant in VARIANTS:
+            folder = Path(scratch) / variant.label.replace(" ", "_").replace("%", "")
+            compressed, seconds = _compress(variant, build, task, tokenizer, folder)
+            row = {"method": variant.label, "disk_bytes": disk_bytes(folder),
+                   "compress_s": seconds}  # fmt: skip
+            if quality and reference is not None:
+                scores, _ = task.evaluate(compressed.model, tokenizer, reference=reference)
+                row |= {"accuracy": scores["accuracy"], "agreement": scores["agreement"]}
+            if variant.backend is TORCH:  # the saved artifact must load back
+                load_artifact(folder)
+            rows.append(row)
+            runners[variant.label] = compressed.model
+            print(f"built {variant.label}: {row['disk_bytes'] / 1e6:.1f} MB", flush=True)
+        table = pd.DataFrame(rows).set_index("method")
+        for batch in (1, 8):
+            latency = task.measure_speed(runners, tokenizer, batch,
+                                         _bench(repeats, warmup))  # fmt: skip
+            table[f"p50_ms_b{batch}"] = [latency[m]["p50_ms"] for m in table.index]
+            table[f"cv_b{batch}"] = [latency[m]["cv"] for m in table.index]
+    fp32 = table.loc["torch fp32"]
+    table["size_ratio"] = table["disk_bytes"] / fp32["disk_bytes"]
+    for batch in (1, 8):
+        table[f"latency_ratio_b{batch}"] = table[f"p50_ms_b{batch}"] / fp32[f"p50_ms_b{batch}"]
+    if "accuracy" in table:
+        table["accuracy_delta"] = table["accuracy"] - fp32["accuracy"]
+    return table
+
+
+def _bench(repeats: int, warmup: int):
+    from compress.schema import BenchConfig
+
+    return BenchConfig(seq_len=128, warmup=warmup, repeats=repeats, cold_load=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["minilm", "bert-base"], default="minilm")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+    table = run(args.model, args.repeats, args.warmup, quality=args.model == "minilm")
+    columns = ["size_ratio", "latency_ratio_b1", "latency_ratio_b8"]
+    columns += ["accuracy_delta", "agreement"] if "accuracy_delta" in table else []
+    columns += ["p50_ms_b1", "p50_ms_b8", "cv_b1", "cv_b8", "disk_bytes"]
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"compression_{args.model}"
+    table[columns].to_csv(f"{stem}.csv")
+    header = (
+        f"{args.model}, seq 128, {default_threads()} threads, CPU flags {list(cpu_flags())}, "
+        f"torch {torch.__version__}, median of {args.repeats} interleaved repeats\n\n"
+    )
+    markdown = header + table[columns].to_markdown(floatfmt=".3f")
+    Path(f"{stem}.md").write_text(markdown + "\n")
+    records = table[columns].reset_index().to_dict("records")
+    Path(f"{stem}.json").write_text(json.dumps(records, indent=1))
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
