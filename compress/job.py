@@ -23,20 +23,23 @@ from omegaconf import DictConfig, OmegaConf
 from compress.artifact import TOKENIZER_DIR, disk_bytes
 from compress.backends import compress_on
 from compress.backends.base import CompressedModel
-from compress.baseline import ensure_baseline
+from compress.baseline import Baseline, ensure_baseline
 from compress.context import CompressionContext
 from compress.env_info import default_threads, git_revision, hardware, library_versions
 from compress.measure.coldload import measure_cold_load
 from compress.measure.size import size_stats
-from compress.pruning import prune_model
 from compress.quiet import quiet_libraries
 from compress.records import RECORD_NAME, SCHEMA_VERSION, write_json_atomic
+from compress.recovery_cache import pruned_and_recovered
 from compress.schema import Config, NoPruningConfig
 from compress.tasks import build_task
 
 log = logging.getLogger(__name__)
 
-FACTORS = ("model", "task", "prune_method", "prune", "quant", "backend", "batch_size")
+FACTORS = (
+    "model", "task", "prune_method", "prune", "schedule", "recovery", "quant", "backend",
+    "batch_size",
+)  # fmt: skip
 
 
 def factor_levels(cfg: DictConfig) -> dict:
@@ -116,18 +119,26 @@ def _environment(threads: int) -> dict:
 
 
 def _compress(
-    config: Config, model: torch.nn.Module, context: CompressionContext, artifact_dir: Path
-) -> tuple[CompressedModel, dict]:
-    """Prune, then quantize for the backend, then save: the order every recipe follows."""
+    config: Config, baseline: Baseline, teacher: torch.nn.Module, task, tokenizer,
+    artifact_dir: Path,
+) -> tuple[CompressedModel, dict]:  # fmt: skip
+    """Prune (and recover), then quantize for the backend, then save: the order every recipe
+    follows."""
     start = time.perf_counter()
-    prune_report = prune_model(config.prune_method, model, config.prune, context).to_dict()
+    context = CompressionContext(calibration=partial(task.calibration_batches, tokenizer))
+    train_batches = getattr(task, "train_batches", None)
+    model, prune_report, training = pruned_and_recovered(
+        config, baseline, teacher, train_batches and partial(train_batches, tokenizer), context,
+        Path(config.paths.cache_dir).expanduser(),
+    )  # fmt: skip
     compressed = compress_on(config.backend, model, config.quant, context, artifact_dir)
     seconds = time.perf_counter() - start
     artifact = {
-        k: len(v) if isinstance(v, list | dict) else v for k, v in compressed.artifact.items()
+        key: len(value) if isinstance(value, list | dict) else value
+        for key, value in compressed.artifact.items()
     }
-    report = {"prune": prune_report, "quant": compressed.quant.to_dict(), "artifact": artifact,
-              "seconds": seconds}  # fmt: skip
+    report = {"prune": prune_report, "recovery": training, "quant": compressed.quant.to_dict(),
+              "artifact": artifact, "seconds": seconds}  # fmt: skip
     return compressed, report
 
 
@@ -157,12 +168,11 @@ def _compress_and_measure(config: Config, output_dir: Path) -> dict:
     task = build_task(config.task)
     baseline = ensure_baseline(config.model, task, Path(config.paths.cache_dir).expanduser())
     tokenizer = baseline.load_tokenizer()
-    reference, model = baseline.load_model(), baseline.load_model()
+    reference = baseline.load_model()
     overhead_s = time.perf_counter() - started
 
     artifact_dir = output_dir / "artifact"
-    context = CompressionContext(calibration=partial(task.calibration_batches, tokenizer))
-    compressed, compression = _compress(config, model, context, artifact_dir)
+    compressed, compression = _compress(config, baseline, reference, task, tokenizer, artifact_dir)
     tokenizer.save_pretrained(str(artifact_dir / TOKENIZER_DIR))
     quality, _ = task.evaluate(compressed.model, tokenizer, reference=baseline.info["outputs"])
     models = {

@@ -18,6 +18,7 @@ from torch.ao.quantization import get_default_qconfig
 
 from compress.context import CompressionContext
 from compress.env_info import cpu_flags
+from compress.qat import add_fake_quantization, remove_fake_quantization
 from compress.qmodules import StaticInt8Linear
 from compress.registry import Registry
 from compress.schema import (
@@ -25,7 +26,9 @@ from compress.schema import (
     Float16Config,
     Float32Config,
     Int8DynamicConfig,
+    Int8QATConfig,
     Int8StaticConfig,
+    QuantConfig,
 )
 
 
@@ -41,6 +44,19 @@ class QuantReport:
 
 
 quantize_ = Registry("quantization level")
+# What a level does to the float model before recovery training (only QAT does anything).
+prepare_for_training = Registry("quantization level")
+
+
+@prepare_for_training.register(QuantConfig)
+def _no_preparation(config: QuantConfig, model: nn.Module) -> None:
+    return None
+
+
+@prepare_for_training.register(Int8QATConfig)
+def _fake_quantize(config: Int8QATConfig, model: nn.Module) -> None:
+    add_fake_quantization(model)
+
 
 # CPU features that give a dtype native arithmetic; without them torch converts on the fly.
 _NATIVE = {
@@ -82,11 +98,42 @@ def _linears(model: nn.Module) -> dict[str, nn.Linear]:
     return {name: m for name, m in model.named_modules() if type(m) is nn.Linear}
 
 
+@torch.no_grad()
+def conv1d_to_linear(model: nn.Module) -> int:
+    """Replace each transformers ``Conv1D`` (GPT-2's projections: a Linear whose weight is
+    stored transposed) by the equal ``nn.Linear``, so that int8 methods, which act on
+    ``nn.Linear``, reach them; returns how many were replaced."""
+    from transformers.pytorch_utils import Conv1D
+
+    replaced = [(name, m) for name, m in model.named_modules() if isinstance(m, Conv1D)]
+    for name, conv in replaced:
+        linear = nn.Linear(conv.nx, conv.nf, dtype=conv.weight.dtype)
+        linear.weight.copy_(conv.weight.t())
+        linear.bias.copy_(conv.bias)
+        parent, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, attr, linear)
+    return len(replaced)
+
+
+def _conv1d_notes(converted: int) -> list[str]:
+    return [f"{converted} Conv1D layers converted to nn.Linear first"] if converted else []
+
+
+@quantize_.register(Int8QATConfig)
+def _int8_qat(config: Int8QATConfig, model: nn.Module, context: CompressionContext) -> QuantReport:
+    """Conversion after quantization-aware training (see compress.qat): real dynamic int8."""
+    remove_fake_quantization(model)
+    report = _int8_dynamic(Int8DynamicConfig(), model, context)
+    note = "int8 weights trained under fake quantization (QAT), then converted to dynamic int8"
+    return QuantReport(config.name, report.weight_dtype, report.layers_quantized, [note])
+
+
 @quantize_.register(Int8DynamicConfig)
 def _int8_dynamic(
     config: Int8DynamicConfig, model: nn.Module, context: CompressionContext
 ) -> QuantReport:
     scheme = torch.ao.quantization.per_channel_dynamic_qconfig if config.per_channel else None
+    converted = conv1d_to_linear(model)
     linears = len(_linears(model))
     with warnings.catch_warnings():
         # torch 2.13 deprecates torch.ao eager quantization, still its fastest CPU int8 path
@@ -96,7 +143,7 @@ def _int8_dynamic(
         torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
     granularity = "per-channel" if config.per_channel else "per-tensor"
     note = f"dynamic int8 ({granularity} weights) on every nn.Linear; embeddings stay float32"
-    return QuantReport(config.name, "int8", linears, [note])
+    return QuantReport(config.name, "int8", linears, [note, *_conv1d_notes(converted)])
 
 
 @torch.no_grad()
@@ -126,6 +173,7 @@ def _calibrate(model: nn.Module, linears: dict[str, nn.Linear], batches) -> dict
 def _int8_static(
     config: Int8StaticConfig, model: nn.Module, context: CompressionContext
 ) -> QuantReport:
+    converted = conv1d_to_linear(model)
     linears = _linears(model)
     batches = context.calibration_batches(config.calibration_batches, "static int8")
     observers = _calibrate(model.eval(), linears, batches)
@@ -153,4 +201,4 @@ def _int8_static(
         f"static int8 on every nn.Linear, activation ranges from {config.calibration_batches} "
         "calibration batches; activations are quantized and dequantized around each Linear"
     )
-    return QuantReport(config.name, "int8", len(linears), [note])
+    return QuantReport(config.name, "int8", len(linears), [note, *_conv1d_notes(converted)])

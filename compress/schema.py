@@ -44,15 +44,21 @@ class ModelConfig:
 
 
 @dataclass
-class FinetuneConfig:
-    """How the baseline's task head is trained once before any compression."""
+class OptimizerConfig:
+    """AdamW with linear warm-up over ``warmup_ratio`` of the steps, then linear decay."""
 
-    epochs: int = 1
     batch_size: int = 32
     learning_rate: float = 5e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     seed: int = 0
+
+
+@dataclass
+class FinetuneConfig(OptimizerConfig):
+    """How the baseline's task head is trained once before any compression."""
+
+    epochs: int = 1
 
     def __post_init__(self) -> None:
         _check_positive("task.finetune.epochs", self.epochs)
@@ -345,6 +351,94 @@ class Int4WeightOnlyConfig(QuantConfig):
 
 
 @dataclass
+class Int8QATConfig(QuantConfig):
+    """Quantization-aware training: the recovery training runs with int8 fake quantization of
+    every Linear's weights and inputs (straight-through gradients), then the model is
+    converted to real dynamic int8, the same kernels as ``quant=int8``."""
+
+    name: str = "int8_qat"
+
+
+@dataclass
+class RecoveryConfig:
+    name: str = MISSING
+
+
+@dataclass
+class NoRecoveryConfig(RecoveryConfig):
+    """No training after pruning: what one-shot compression gives."""
+
+    name: str = "none"
+
+
+@dataclass
+class FinetuneRecoveryConfig(OptimizerConfig, RecoveryConfig):
+    """After pruning, ``steps`` steps of training on the task's train split, with pruned
+    weights held at zero."""
+
+    name: str = "finetune"
+    steps: int = 150
+    learning_rate: float = 3e-5
+
+    def __post_init__(self) -> None:
+        _check_positive("recovery.steps", self.steps)
+        _check_positive("recovery.batch_size", self.batch_size)
+
+
+@dataclass
+class DistillRecoveryConfig(FinetuneRecoveryConfig):
+    """Knowledge distillation from the uncompressed baseline (the teacher):
+    loss = alpha * CE(student, labels) + (1 - alpha) * T^2 * KL(teacher_T || student_T),
+    where ``_T`` are the softmax of logits divided by the temperature T."""
+
+    name: str = "distill"
+    alpha: float = 0.5
+    temperature: float = 2.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"recovery.alpha={self.alpha} is outside [0, 1]")
+        if self.temperature <= 0:
+            raise ConfigError(f"recovery.temperature={self.temperature} must be > 0")
+
+
+SCHEDULE_CURVES = ("cubic", "linear")
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = MISSING
+
+
+@dataclass
+class OneShotScheduleConfig(ScheduleConfig):
+    """Prune to the target in one step (then recover, if a recovery method is set)."""
+
+    name: str = "oneshot"
+
+
+@dataclass
+class IterativeScheduleConfig(ScheduleConfig):
+    """Reach the target in ``steps`` pruning steps, with ``finetune_steps`` recovery-training
+    steps after each but the last. ``cubic`` (Zhu & Gupta 2017) prunes fast first and
+    slowly near the target: s_i = s * (1 - (1 - i/k)^3); ``linear``: s_i = s * i/k."""
+
+    name: str = "iterative"
+    steps: int = 4
+    curve: str = "cubic"
+    finetune_steps: int = 40
+
+    def __post_init__(self) -> None:
+        _check_positive("schedule.steps", self.steps)
+        _check_positive("schedule.finetune_steps", self.finetune_steps)
+        if self.curve not in SCHEDULE_CURVES:
+            raise ConfigError(
+                f"schedule.curve={self.curve} is unknown; accepted: {', '.join(SCHEDULE_CURVES)}"
+            )
+
+
+@dataclass
 class BackendConfig:
     """Which runtime executes the compressed model. ``SUPPORTED`` lists the quantization
     levels it has kernels for; any other level is refused before the job starts."""
@@ -360,6 +454,7 @@ class TorchBackendConfig(BackendConfig):
     name: str = "torch"
     SUPPORTED: ClassVar[tuple[type, ...]] = (
         Float32Config, Float16Config, BFloat16Config, Int8DynamicConfig, Int8StaticConfig,
+        Int8QATConfig,
     )  # fmt: skip
 
 
@@ -419,6 +514,8 @@ class Config:
     prune_method: PruneMethodConfig = MISSING
     quant: QuantConfig = MISSING
     backend: BackendConfig = MISSING
+    recovery: RecoveryConfig = MISSING
+    schedule: ScheduleConfig = MISSING
     prune: float = 0.0
     batch_size: int = 8
     threads: int = 0
@@ -432,12 +529,33 @@ class Config:
         _check_positive("batch_size", self.batch_size)
         if self.threads < 0:
             raise ConfigError(f"threads={self.threads} must be >= 0 (0 = one per physical core)")
+        self._check_training_combinations()
         if not isinstance(self.quant, self.backend.SUPPORTED):
             accepted = ", ".join(_level_names(self.backend.SUPPORTED))
             raise ConfigError(
                 f"quant={self.quant.name} is not supported on backend={self.backend.name}; "
                 f"accepted there: {accepted}"
             )
+
+    def _check_training_combinations(self) -> None:
+        trains = not isinstance(self.recovery, NoRecoveryConfig)
+        if isinstance(self.quant, Int8QATConfig) and not trains:
+            raise ConfigError(
+                "quant=int8_qat trains under fake quantization: set recovery=finetune or "
+                "recovery=distill"
+            )
+        if isinstance(self.schedule, IterativeScheduleConfig):
+            if not trains:
+                raise ConfigError(
+                    "schedule=iterative fine-tunes between pruning steps: set "
+                    "recovery=finetune or recovery=distill (without training it equals oneshot)"
+                )
+            if not isinstance(self.prune_method, UnstructuredPruningConfig):
+                raise ConfigError(
+                    f"schedule=iterative needs an unstructured prune_method; "
+                    f"prune_method={self.prune_method.name} removes whole units: use "
+                    "schedule=oneshot with a recovery method"
+                )
 
 
 def _level_names(types: tuple[type, ...]) -> list[str]:
@@ -467,7 +585,14 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "int8_dynamic": Int8DynamicConfig,
         "int8_static": Int8StaticConfig,
         "int4_weight_only": Int4WeightOnlyConfig,
+        "int8_qat": Int8QATConfig,
     },
+    "recovery": {
+        "none": NoRecoveryConfig,
+        "finetune": FinetuneRecoveryConfig,
+        "distill": DistillRecoveryConfig,
+    },
+    "schedule": {"oneshot": OneShotScheduleConfig, "iterative": IterativeScheduleConfig},
     "backend": {"torch": TorchBackendConfig, "onnxruntime": OnnxRuntimeBackendConfig},
 }
 

@@ -67,20 +67,23 @@ class ClassificationTask:
         batches = self.batches(tokenizer, self.data.calibration, self.config.eval_batch_size, None)
         return itertools.islice(batches, count)
 
+    def train_batches(
+        self, tokenizer: PreTrainedTokenizerBase, batch_size: int, seed: int
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Endless labelled batches from the train split, reshuffled every epoch."""
+        train = self.data.train
+        epochs = (self.batches(tokenizer, train, batch_size, seed + e) for e in itertools.count())
+        return itertools.chain.from_iterable(epochs)
+
     def train_baseline(self, pretrained: str) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
         """Fine-tune a fresh classification head, and the encoder under it, on the train split."""
         tuning = self.config.finetune
         torch.manual_seed(tuning.seed)
         tokenizer = AutoTokenizer.from_pretrained(pretrained)
         model = AutoModelForSequenceClassification.from_pretrained(pretrained, num_labels=2)
-        train = self.data.train
-        steps_per_epoch = -(-len(train) // tuning.batch_size)
-        stats = train_steps(
-            model,
-            lambda epoch: self.batches(tokenizer, train, tuning.batch_size, tuning.seed + epoch),
-            steps_per_epoch,
-            tuning,
-        )
+        steps = tuning.epochs * -(-len(self.data.train) // tuning.batch_size)
+        batches = self.train_batches(tokenizer, tuning.batch_size, tuning.seed)
+        stats = train_steps(model, batches, steps, tuning, description="fine-tune baseline")
         return model, tokenizer, stats
 
     @torch.inference_mode()

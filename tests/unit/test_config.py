@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,18 +17,21 @@ from tests.conftest import CONF_DIR
 
 GROUPS = {
     group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-    for group in ("model", "task", "prune_method", "quant", "backend")
+    for group in ("model", "task", "prune_method", "quant", "backend", "recovery", "schedule")
 }
-# quant levels only one backend has kernels for
-BACKEND_FOR = {"int4": "onnxruntime"}
+# options that need a partner setting to form a valid job
+PARTNERS = {
+    "int4": ["backend=onnxruntime"],
+    "int8_qat": ["recovery=finetune"],
+    "iterative": ["recovery=finetune"],
+}
 
 
 @pytest.mark.parametrize(
     ("group", "option"), [(g, o) for g, options in GROUPS.items() for o in options]
 )
 def test_every_option_composes_into_its_schema(compose_config, group, option):
-    backend = BACKEND_FOR.get(option, "torch") if group == "quant" else None
-    cfg = compose_config([f"{group}={option}"] + ([f"backend={backend}"] if backend else []))
+    cfg = compose_config([f"{group}={option}", *PARTNERS.get(option, [])])
     config = OmegaConf.to_object(cfg)
     node = getattr(config, group)
     assert node.name == option
@@ -67,8 +71,25 @@ def test_a_level_the_backend_lacks_is_refused_with_the_accepted_ones(compose_con
         OmegaConf.to_object(compose_config(["quant=int4", "backend=torch"]))
     assert str(caught.value) == (
         "quant=int4 is not supported on backend=torch; "
-        "accepted there: fp32, fp16, bf16, int8, int8_static"
+        "accepted there: fp32, fp16, bf16, int8, int8_static, int8_qat"
     )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (["quant=int8_qat"], "quant=int8_qat trains under fake quantization"),
+        (["schedule=iterative"], "schedule=iterative fine-tunes between pruning steps"),
+        (
+            ["schedule=iterative", "recovery=distill", "prune_method=heads"],
+            "schedule=iterative needs an unstructured prune_method",
+        ),
+        (["recovery=distill", "recovery.alpha=1.5"], "recovery.alpha=1.5 is outside [0, 1]"),
+    ],
+)
+def test_training_combinations_are_checked_before_the_job(compose_config, overrides, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        OmegaConf.to_object(compose_config(overrides))
 
 
 @pytest.mark.parametrize(("override", "group"), [("quant=int3", "quant"), ("model=nope", "model")])

@@ -36,6 +36,8 @@ def test_job_writes_a_complete_ok_record(compose_config, tiny_pretrained_dir):
         "task": "sentiment",
         "prune_method": "global_l1",
         "prune": 0.5,
+        "schedule": "oneshot",
+        "recovery": "none",
         "quant": "int8",
         "backend": "torch",
         "batch_size": 2,
@@ -110,3 +112,19 @@ def test_static_int8_on_torch_job(compose_config, tiny_pretrained_dir):
     record = run_job(cfg)
     assert record["compression"]["quant"]["layers_quantized"] == 2 * 6 + 2
     assert record["compressed"]["size"]["disk_bytes"] < record["baseline"]["size"]["disk_bytes"]
+
+
+def test_recovered_model_is_trained_once_and_reused_across_quant_levels(
+    compose_config, tiny_pretrained_dir
+):
+    recovery = ["recovery=distill", "recovery.steps=2", "bench.cold_load=false", "prune=0.5"]
+    first = run_job(compose_config(_overrides(tiny_pretrained_dir, *recovery, "quant=fp32")))
+    training = first["compression"]["recovery"]
+    assert (training["method"], training["steps"], training["samples_seen"]) == ("distill", 2, 64)
+    assert training["reused_from_cache"] is False
+    cfg = compose_config(_overrides(tiny_pretrained_dir, *recovery, "quant=int8"))
+    cfg.paths.output_dir += "-int8"
+    second = run_job(cfg)
+    assert second["compression"]["recovery"]["reused_from_cache"] is True
+    assert second["compression"]["recovery"]["samples_seen"] == 64
+    assert second["compression"]["prune"] == first["compression"]["prune"]

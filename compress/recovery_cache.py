@@ -1,0 +1,77 @@
+"""Recovered models cost minutes of training: cache them by what determines them, so that a
+re-run or another sweep with the same prune/recovery settings (but, say, another quant level
+or batch size) reuses the trained weights.
+
+Entry ``<cache>/recovered/<key>/``: ``model/`` (artifact of the pruned, trained float model)
+and ``recovery.json`` (its pruning report and training cost). One-shot pruning without
+training is not cached: it takes seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+from torch import nn
+
+from compress.artifact import load_artifact, save_artifact
+from compress.baseline import Baseline
+from compress.context import CompressionContext
+from compress.filelock import exclusive_lock
+from compress.qat import remove_fake_quantization
+from compress.records import write_json_atomic
+from compress.recovery import prune_and_recover
+from compress.schema import Config, Int8QATConfig, NoRecoveryConfig
+
+
+def recovery_key(config: Config, baseline: Baseline) -> str:
+    material = {
+        "baseline": baseline.folder.name,
+        "prune": config.prune,
+        "prune_method": asdict(config.prune_method),
+        "schedule": asdict(config.schedule),
+        "recovery": asdict(config.recovery),
+        "qat": isinstance(config.quant, Int8QATConfig),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _train(config: Config, baseline: Baseline, teacher: nn.Module, train_batches,
+           context: CompressionContext) -> tuple[nn.Module, dict, dict]:  # fmt: skip
+    model = baseline.load_model()
+    report, training = prune_and_recover(config, model, teacher, train_batches, context)
+    remove_fake_quantization(model)  # QAT: keep the trained float weights, convert later
+    return model, report.to_dict(), training
+
+
+def pruned_and_recovered(
+    config: Config,
+    baseline: Baseline,
+    teacher: nn.Module,
+    train_batches,
+    context: CompressionContext,
+    cache_dir: Path,
+) -> tuple[nn.Module, dict, dict]:
+    """The pruned (and recovered) float model, its pruning report and training cost."""
+    if isinstance(config.recovery, NoRecoveryConfig):
+        return _train(config, baseline, teacher, train_batches, context)
+    root = cache_dir / "recovered"
+    folder = root / recovery_key(config, baseline)
+    if not (folder / "recovery.json").exists():
+        with exclusive_lock(root / f"{folder.name}.lock"):
+            if not (folder / "recovery.json").exists():
+                model, report, training = _train(config, baseline, teacher, train_batches, context)
+                staging = folder.with_name(f"{folder.name}.partial")
+                shutil.rmtree(staging, ignore_errors=True)
+                save_artifact(model, staging / "model")
+                write_json_atomic(
+                    staging / "recovery.json", {"prune": report, "training": training}
+                )
+                staging.rename(folder)
+                return model, report, training | {"reused_from_cache": False}
+    saved = json.loads((folder / "recovery.json").read_text())
+    training = saved["training"] | {"reused_from_cache": True}
+    return load_artifact(folder / "model"), saved["prune"], training
