@@ -23,8 +23,10 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# The mission sweep into a fixed folder (a re-run skips finished jobs), then its report.
 demo: $(STAMP)
-	$(PY) -m compress.main -m prune=0.3,0.5,0.7 quant=fp32,int8
+	$(PY) -m compress.main -m prune=0.3,0.5,0.7 quant=fp32,int8 hydra.sweep.dir=multirun/demo
+	$(PY) -m analysis multirun/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -m "slow or not slow"
