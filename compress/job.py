@@ -28,6 +28,7 @@ from compress.context import CompressionContext
 from compress.env_info import default_threads, git_revision, hardware, library_versions
 from compress.measure.coldload import measure_cold_load
 from compress.measure.size import size_stats
+from compress.parallel import own_cores
 from compress.quiet import quiet_libraries
 from compress.records import RECORD_NAME, SCHEMA_VERSION, write_json_atomic
 from compress.recovery_cache import pruned_and_recovered
@@ -229,7 +230,9 @@ def run_job(cfg: DictConfig) -> dict:
     }
     try:
         config: Config = OmegaConf.to_object(cfg)
-        results = _compress_and_measure(config, output_dir)
+        with own_cores() as placement:  # parallel launchers: pin this job to its own cores
+            record["placement"] = placement
+            results = _compress_and_measure(config, output_dir)
         timing = results.pop("timing")
         record.update(results, status="ok")
     except Exception as error:

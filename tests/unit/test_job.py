@@ -9,17 +9,7 @@ import pytest
 
 from compress.job import run_job
 from compress.schema import ConfigError
-
-TINY_JOB = [
-    "task.train_size=64",
-    "task.eval_size=48",
-    "task.calibration_size=8",
-    "task.finetune.batch_size=16",
-    "bench.warmup=1",
-    "bench.repeats=3",
-    "bench.seq_len=16",
-    "batch_size=2",
-]
+from tests.conftest import TINY_JOB
 
 
 def _overrides(tiny_pretrained_dir: Path, *extra: str) -> list[str]:

@@ -1,0 +1,1 @@
+"""Hydra sweeper plugin ``hydra/sweeper=doe``: designed experiments instead of full grids."""
