@@ -17,6 +17,7 @@ tokenizer in ``tokenizer/``. Three things are stored differently from ``save_pre
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,9 +64,11 @@ def _quantized_weight(weight: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def _dequantizable(stored: dict[str, torch.Tensor]) -> torch.Tensor:
     scale, zero = stored["weight_scale"], stored["weight_zero_point"]
-    if scale.dim() == 1:
-        return torch._make_per_channel_quantized_tensor(stored["weight"], scale, zero, 0)
-    return torch._make_per_tensor_quantized_tensor(stored["weight"], float(scale), int(zero))
+    with warnings.catch_warnings():  # torch 2.13 deprecates quantized tensors; no successor yet
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        if scale.dim() == 1:
+            return torch._make_per_channel_quantized_tensor(stored["weight"], scale, zero, 0)
+        return torch._make_per_tensor_quantized_tensor(stored["weight"], float(scale), int(zero))
 
 
 def _encode_dynamic(module: quantized_dynamic.Linear) -> dict[str, torch.Tensor]:

@@ -6,9 +6,10 @@
 The server is the queue that ``analysis.queueing`` models: ``workers`` model calls run at
 once, each on a worker thread so the event loop keeps accepting requests, and the others
 wait for a slot in arrival order (an asyncio semaphore wakes its waiters first in, first
-out). Each response carries ``Server-Timing: queue;dur=..., service;dur=...`` in ms: the
-wait for a slot, and the slot's hold time (tokenization, forward pass, post-processing),
-which is the service time as the server sees it.
+out). Each response carries ``Server-Timing: queue;dur=..., service;dur=..., app;dur=...``
+in ms: the wait for a slot; the slot's hold time (tokenization, forward pass,
+post-processing); and the whole time in the app (body parsing, validation, queue, service,
+serialization), which, less the queue wait, is how long the server was busy with it.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from pathlib import Path
 
 import torch
 from fastapi import FastAPI, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from transformers import AutoTokenizer
 
-from compress.artifact import TOKENIZER_DIR, load_artifact, read_manifest
+from compress.artifact import TOKENIZER_DIR, load_artifact
 from compress.env_info import default_threads
 
 MAX_TEXTS = 64
@@ -76,31 +78,65 @@ def server_timing(**durations_ms: float) -> str:
     return ", ".join(f"{name};dur={ms:.3f}" for name, ms in durations_ms.items())
 
 
+class AppTiming:
+    """ASGI middleware that adds ``app;dur=`` to ``Server-Timing``: from the server handing
+    the request to the app until the response headers, i.e. all the server process does for
+    the request except HTTP parsing and socket writes (queue wait included)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+
+        async def timed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                value = server_timing(app=(time.perf_counter() - start) * 1e3).encode()
+                message["headers"] = [*message.get("headers", []), (b"server-timing", value)]
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
+
+
 def create_app(
     artifact_dir: Path, workers: int = 1, max_length: int = 128, pad_to_max_length: bool = False
 ) -> FastAPI:
     """The server for one artifact; at most ``workers`` model calls run at once."""
     predictor = Predictor(artifact_dir, max_length, pad_to_max_length)
-    manifest = read_manifest(artifact_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.slots = asyncio.Semaphore(workers)  # bound to the server's event loop
+        app.state.in_flight = 0
         yield
 
     app = FastAPI(title="compress model server", lifespan=lifespan)
+    app.add_middleware(AppTiming)
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "architecture": manifest["architecture"], "workers": workers}
+        """Also says how many requests are queued or served now (0: the server is idle)."""
+        return {
+            "status": "ok",
+            "architecture": type(predictor.model).__name__,
+            "workers": workers,
+            "in_flight": app.state.in_flight,
+        }
 
     @app.post("/predict")
     async def predict(request: PredictRequest, response: Response) -> PredictResponse:
         arrived = time.perf_counter()
-        async with app.state.slots:
-            started = time.perf_counter()
-            predictions = await run_in_threadpool(predictor, request.texts)
-            finished = time.perf_counter()
+        app.state.in_flight += 1
+        try:
+            async with app.state.slots:
+                started = time.perf_counter()
+                predictions = await run_in_threadpool(predictor, request.texts)
+                finished = time.perf_counter()
+        finally:
+            app.state.in_flight -= 1
         response.headers["Server-Timing"] = server_timing(
             queue=(started - arrived) * 1e3, service=(finished - started) * 1e3
         )
