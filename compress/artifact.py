@@ -76,8 +76,9 @@ def _encode_dynamic(module: quantized_dynamic.Linear) -> dict[str, torch.Tensor]
     return _quantized_weight(weight) | ({} if bias is None else {"bias": bias.detach()})
 
 
-def _decode_dynamic(stored: dict[str, torch.Tensor], dense: nn.Linear) -> nn.Module:
-    module = quantized_dynamic.Linear(dense.in_features, dense.out_features, dtype=torch.qint8)
+def _decode_dynamic(stored: dict[str, torch.Tensor], skeleton: nn.Module) -> nn.Module:
+    out_features, in_features = stored["weight"].shape
+    module = quantized_dynamic.Linear(in_features, out_features, dtype=torch.qint8)
     module.set_weight_bias(_dequantizable(stored), stored.get("bias"))
     return module
 
@@ -90,8 +91,9 @@ def _encode_static(module: StaticInt8Linear) -> dict[str, torch.Tensor]:
     return encoded | ({} if bias is None else {"bias": bias.detach()})
 
 
-def _decode_static(stored: dict[str, torch.Tensor], dense: nn.Linear) -> nn.Module:
-    module = quantized.Linear(dense.in_features, dense.out_features, dtype=torch.qint8)
+def _decode_static(stored: dict[str, torch.Tensor], skeleton: nn.Module) -> nn.Module:
+    out_features, in_features = stored["weight"].shape
+    module = quantized.Linear(in_features, out_features, dtype=torch.qint8)
     module.set_weight_bias(_dequantizable(stored), stored.get("bias"))
     input_scale, input_zero, output_scale, output_zero = stored["ranges"].tolist()
     module.scale, module.zero_point = output_scale, int(output_zero)
@@ -100,11 +102,13 @@ def _decode_static(stored: dict[str, torch.Tensor], dense: nn.Linear) -> nn.Modu
 
 @dataclass(frozen=True)
 class QuantizedCodec:
-    """How one kind of quantized module is stored as plain tensors and rebuilt from them."""
+    """How one kind of quantized module is stored as plain tensors and rebuilt from them, in
+    place of the float module the skeleton built from the config has there (a Linear, or
+    GPT-2's Conv1D: shapes come from the stored weight, not from the skeleton)."""
 
     module_type: type
     encode: Callable[[nn.Module], dict[str, torch.Tensor]]
-    decode: Callable[[dict[str, torch.Tensor], nn.Linear], nn.Module]
+    decode: Callable[[dict[str, torch.Tensor], nn.Module], nn.Module]
 
 
 CODECS = {

@@ -39,15 +39,18 @@ log = logging.getLogger(__name__)
 
 FACTORS = (
     "model", "task", "prune_method", "prune", "schedule", "recovery", "quant", "backend",
-    "batch_size",
+    "batch_size", "decoding",
 )  # fmt: skip
+# Factors that live deeper in the config than their name says.
+_FACTOR_KEYS = {"decoding": "task.decoding"}
 
 
 def factor_levels(cfg: DictConfig) -> dict:
-    """The design point of this job, by factor name (group options by their ``name``)."""
+    """The design point of this job, by factor name (group options by their ``name``;
+    a factor the job's task does not have is ``None``)."""
     levels = {}
     for factor in FACTORS:
-        node = cfg.get(factor)
+        node = OmegaConf.select(cfg, _FACTOR_KEYS.get(factor, factor))
         levels[factor] = node.get("name") if isinstance(node, DictConfig) else node
     return levels
 
@@ -84,15 +87,28 @@ def _ratios(baseline: dict, compressed: dict) -> dict:
     for key in ("load_s", "peak_rss_bytes"):
         old, new = baseline["speed"].get("cold_load", {}), compressed["speed"].get("cold_load", {})
         ratios[f"cold_{key}"] = _ratio(new.get(key), old.get(key))
-    for key in ("accuracy", "f1", "roc_auc"):
-        if key in baseline["quality"]:
+    for key in ("accuracy", "f1", "roc_auc", "bleu", "rougeL"):
+        if baseline["quality"].get(key) is not None:
             ratios[f"{key}_delta"] = compressed["quality"][key] - baseline["quality"][key]
+    if baseline["quality"].get("perplexity") is not None:
+        ratios["perplexity"] = _ratio(
+            compressed["quality"]["perplexity"], baseline["quality"]["perplexity"]
+        )
     return ratios
 
 
-def _notes(config: Config, compression: dict, load_average: float, threads: int) -> list[str]:
+def _notes(
+    config: Config, compression: dict, baseline: Baseline, load_average: float, threads: int
+) -> list[str]:
     prune, quant, artifact = (compression[k] for k in ("prune", "quant", "artifact"))
     notes = list(prune["notes"]) + list(quant["notes"])
+    if baseline.info["training"].get("weights_note"):
+        notes.append(baseline.info["training"]["weights_note"])
+    if getattr(config.task, "decoding", None) == "speculative":
+        notes.append(
+            "decoding=speculative: the compressed speed is the baseline verifying the "
+            "compressed model's drafts (batch 1); its output equals the baseline's greedy output"
+        )
     if isinstance(config.prune_method, NoPruningConfig) and config.prune > 0:
         notes.append(f"prune_method=none ignores prune={config.prune}: nothing was removed")
     if prune["zeros_in_scope"] and not prune["structured"]:
@@ -192,7 +208,7 @@ def _compress_and_measure(config: Config, output_dir: Path) -> dict:
         "compression": compression,
         **measured,
         "ratios": _ratios(measured["baseline"], measured["compressed"]),
-        "notes": _notes(config, compression, load_average, threads),
+        "notes": _notes(config, compression, baseline, load_average, threads),
         "timing": {"overhead_s": overhead_s},
     }
 

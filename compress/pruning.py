@@ -29,11 +29,13 @@ from compress.schema import (
     SemiStructuredPruningConfig,
 )
 from compress.structure import (
+    describe_heads_in_config,
     head_count,
     head_size,
     keep_blocks,
     keep_heads,
     keep_neurons,
+    kv_head_count,
     layout_of,
 )
 
@@ -162,13 +164,16 @@ def _semi_structured(
 
 
 def _head_norms(block: nn.Module) -> torch.Tensor:
+    """L2 norm of each query head's weights; a grouped key/value head's weights count in
+    equal shares for the query heads that read it."""
     layout, size = layout_of(block), head_size(block)
-    heads = head_count(block)
-    squares = torch.zeros(heads)
-    for path in (layout.query, layout.key, layout.value):
-        squares += (
-            block.get_submodule(path).weight.detach().view(heads, size, -1).pow(2).sum((1, 2))
-        )
+    heads, kv_heads = head_count(block), kv_head_count(block)
+    group = heads // kv_heads
+    weights = block.get_submodule(layout.query).weight.detach()
+    squares = weights.view(heads, size, -1).pow(2).sum((1, 2))
+    for path in (layout.key, layout.value):
+        kv_squares = block.get_submodule(path).weight.detach().view(kv_heads, size, -1).pow(2)
+        squares += kv_squares.sum((1, 2)).repeat_interleave(group) / group
     output = block.get_submodule(layout.output).weight.detach()
     squares += output.view(output.shape[0], heads, size).pow(2).sum((0, 2))
     return squares.sqrt()
@@ -213,9 +218,34 @@ def _keep_top(scores: torch.Tensor, removed: int) -> list[int]:
     return sorted(scores.argsort(descending=True)[: len(scores) - removed].tolist())
 
 
+def _grouped_keep(scores: torch.Tensor, groups: int, removed: int) -> list[int]:
+    """Query heads to keep when ``groups`` key/value heads each serve an equal share of the
+    heads: every kept group keeps as many query heads. The block keeps ``k`` groups of ``m``
+    heads, ``k * m`` closest to the heads wanted (ties keep more groups, so that the KV cache
+    shrinks only when the count demands it, then fewer heads): the ``k`` groups whose ``m``
+    best heads score highest, and in each its ``m`` best heads."""
+    heads = len(scores)
+    size = heads // groups
+    wanted = heads - removed
+    shapes = [(k, m) for k in range(1, groups + 1) for m in range(1, size + 1)]
+    k, m = min(shapes, key=lambda km: (abs(km[0] * km[1] - wanted), -km[0], km[1]))
+    best = scores.view(groups, size).topk(m, dim=1)
+    chosen = best.values.sum(1).topk(k).indices
+    return sorted(int(g) * size + int(h) for g in chosen for h in best.indices[g])
+
+
+def _heads_to_keep(block: nn.Module, scores: torch.Tensor, removed: int) -> list[int]:
+    groups = kv_head_count(block)
+    if groups == len(scores):
+        return _keep_top(scores, removed)
+    return _grouped_keep(scores, groups, removed)
+
+
 def _prune_heads(
     config: HeadPruningConfig, model: nn.Module, amount: float, context: CompressionContext
 ) -> tuple[int, int]:
+    """Remove the same number of heads from every block; with grouped key/value heads the
+    number is rounded to one the groups allow (see :func:`_grouped_keep`)."""
     blocks = list(transformer_blocks(model))
     heads = head_count(blocks[0])
     removed = _count_to_remove(amount, heads, "attention heads per block")
@@ -226,8 +256,9 @@ def _prune_heads(
             scores = [_head_norms(block) for block in blocks]
         with torch.no_grad():
             for block, block_scores in zip(blocks, scores, strict=True):
-                keep_heads(block, _keep_top(block_scores, removed))
-    return heads * len(blocks), removed * len(blocks)
+                keep_heads(block, _heads_to_keep(block, block_scores, removed))
+        describe_heads_in_config(model)
+    return heads * len(blocks), sum(heads - head_count(block) for block in blocks)
 
 
 def _prune_neurons(

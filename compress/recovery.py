@@ -38,7 +38,14 @@ def distillation_loss(
     temperature: float,
 ) -> torch.Tensor:
     """alpha * CE(student, labels) + (1 - alpha) * T^2 * KL(teacher_T || student_T)
-    (Hinton et al. 2015; T^2 keeps the soft term's gradients at the scale of the hard one)."""
+    (Hinton et al. 2015; T^2 keeps the soft term's gradients at the scale of the hard one).
+
+    Language-model logits (batch, sequence, vocabulary) are scored as next-token predictions:
+    position t predicts label t + 1, every position counts as one example."""
+    if student_logits.dim() == 3:
+        student_logits = student_logits[:, :-1].flatten(0, 1)
+        teacher_logits = teacher_logits[:, :-1].flatten(0, 1)
+        labels = labels[:, 1:].flatten()
     hard = F.cross_entropy(student_logits, labels)
     soft = F.kl_div(
         F.log_softmax(student_logits / temperature, dim=-1),

@@ -26,6 +26,7 @@ TINY_JOB = [
     "bench.warmup=1",
     "bench.repeats=3",
     "bench.seq_len=16",
+    "batch_size=2",
 ]
 
 

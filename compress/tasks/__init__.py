@@ -5,4 +5,8 @@ from compress.registry import Registry
 
 build_task = Registry("task")
 
-from compress.tasks import classification  # noqa: E402,F401  (registers its handler)
+from compress.tasks import (  # noqa: E402,F401  (each registers its handler)
+    classification,
+    generation,
+    language_modeling,
+)

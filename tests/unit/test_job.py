@@ -31,6 +31,7 @@ def test_job_writes_a_complete_ok_record(compose_config, tiny_pretrained_dir):
         "quant": "int8",
         "backend": "torch",
         "batch_size": 2,
+        "decoding": None,
     }
     for side in ("baseline", "compressed"):
         assert set(record[side]) >= {"size", "speed", "quality"}

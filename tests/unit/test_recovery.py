@@ -107,7 +107,21 @@ def test_fake_quantization_rounds_weights_to_the_int8_grid_with_straight_through
     add_fake_quantization(model)
     linear = model.bert.encoder.layer[0].intermediate.dense
     weight = linear.weight
-    scale = float(linear.parametrizations.weight.original.abs().max()) / 127
+    scale = float(linear.parametrizations.weight.original.detach().abs().max()) / 127
     assert torch.allclose(weight / scale, (weight / scale).round(), atol=1e-4)
     F.linear(torch.ones(1, 32), weight).sum().backward()
     assert linear.parametrizations.weight.original.grad is not None
+
+
+def test_distillation_of_language_model_logits_scores_next_tokens():
+    generator = torch.Generator().manual_seed(0)
+    student = torch.randn(2, 5, 7, generator=generator)
+    teacher = torch.randn(2, 5, 7, generator=generator)
+    tokens = torch.randint(0, 7, (2, 5), generator=generator)
+    flat = distillation_loss(
+        student[:, :-1].reshape(-1, 7), teacher[:, :-1].reshape(-1, 7),
+        tokens[:, 1:].reshape(-1), 0.5, 2.0,
+    )  # fmt: skip
+    assert float(distillation_loss(student, teacher, tokens, 0.5, 2.0)) == pytest.approx(
+        float(flat)
+    )

@@ -1,0 +1,113 @@
+"""Generation (``task=generation``): answers to chatterbot prompts, greedy and sampled, scored
+by BLEU and ROUGE against the corpus's answers and against the baseline model's own answers
+(fidelity of the compressed model); decoding speed as for every causal task."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from compress.measure.text_quality import fidelity, text_quality
+from compress.schema import GenerationTaskConfig
+from compress.tasks import build_task
+from compress.tasks.causal_lm import CausalLMTask
+from compress.text_corpora import chatterbot_prompts
+
+Prompt = tuple[str, tuple[str, ...]]  # a prompt and every answer the corpus gives it
+
+
+def format_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> str:
+    """The prompt as the model expects a user turn: its chat template, or the bare line."""
+    if tokenizer.chat_template:
+        turn = [{"role": "user", "content": prompt}]
+        return tokenizer.apply_chat_template(turn, add_generation_prompt=True, tokenize=False)
+    return f"{prompt}\n"
+
+
+def _prefixed(prefix: str, values: dict) -> dict:
+    return {f"{prefix}{key}": value for key, value in values.items()}
+
+
+class GenerationTask(CausalLMTask):
+    def __init__(self, config: GenerationTaskConfig) -> None:
+        self.config = config
+
+    @cached_property
+    def split(self) -> tuple[list[Prompt], list[Prompt]]:
+        """A seeded permutation of the distinct prompts: the first ``num_prompts`` are held
+        out, the rest calibrate."""
+        prompts = list(chatterbot_prompts().items())
+        if self.config.num_prompts >= len(prompts):
+            raise ValueError(
+                f"task.num_prompts={self.config.num_prompts} leaves no calibration prompts "
+                f"out of {len(prompts)}"
+            )
+        order = np.random.default_rng(self.config.split_seed).permutation(len(prompts))
+        held_out = [prompts[i] for i in order[: self.config.num_prompts]]
+        return held_out, [prompts[i] for i in order[self.config.num_prompts :]]
+
+    def calibration_text(self) -> str:
+        return "\n\n".join(f"{prompt}\n{answers[0]}" for prompt, answers in self.split[1])
+
+    def _encode(self, tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> dict:
+        texts = [format_prompt(tokenizer, prompt) for prompt in prompts]
+        encoded = tokenizer(texts, padding=True, padding_side="left", add_special_tokens=False,
+                            return_token_type_ids=False, return_tensors="pt")  # fmt: skip
+        return dict(encoded)
+
+    def speed_inputs(
+        self, tokenizer: PreTrainedTokenizerBase, batch_size: int, seq_len: int
+    ) -> dict[str, torch.Tensor]:
+        """The first ``batch_size`` held-out prompts (repeated if needed), left-padded; the
+        prompts set their own length, ``seq_len`` is not used."""
+        held_out = self.split[0]
+        return self._encode(tokenizer, [held_out[i % len(held_out)][0] for i in range(batch_size)])
+
+    @torch.inference_mode()
+    def answers(
+        self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, sample: bool
+    ) -> tuple[list[str], list[int]]:
+        """Each held-out prompt's answer, and its length in tokens; sampling is seeded per
+        batch, so the answers do not depend on what ran before."""
+        c = self.config
+        prompts = [prompt for prompt, _ in self.split[0]]
+        sampling = {"do_sample": True, "temperature": c.temperature, "top_p": c.top_p}
+        texts, lengths = [], []
+        for index, start in enumerate(range(0, len(prompts), c.eval_batch_size)):
+            inputs = self._encode(tokenizer, prompts[start : start + c.eval_batch_size])
+            torch.manual_seed(c.sample_seed + index)
+            output = model.generate(**inputs, max_new_tokens=c.max_new_tokens,
+                                    pad_token_id=tokenizer.pad_token_id,
+                                    **(sampling if sample else {"do_sample": False}))  # fmt: skip
+            new = output[:, inputs["input_ids"].shape[1] :]
+            texts += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+            lengths += (new != tokenizer.pad_token_id).sum(1).tolist()
+        return texts, lengths
+
+    def evaluate(
+        self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, reference: dict | None = None
+    ) -> tuple[dict, dict]:
+        """BLEU (0-100) and ROUGE-1/2/L (0-1) of the greedy answers, the same with ``sampled_``
+        for the sampled ones; against a reference model's outputs also ``*_vs_baseline``."""
+        references = [answers for _, answers in self.split[0]]
+        greedy, greedy_lengths = self.answers(model, tokenizer, sample=False)
+        sampled, _ = self.answers(model, tokenizer, sample=True)
+        quality = {
+            "n": len(greedy),
+            "mean_answer_tokens": float(np.mean(greedy_lengths)),
+            **text_quality(greedy, references),
+            **_prefixed("sampled_", text_quality(sampled, references)),
+        }
+        if reference is not None:
+            quality |= fidelity(greedy, reference["greedy"])
+            quality |= _prefixed("sampled_", fidelity(sampled, reference["sampled"]))
+        return quality, {"greedy": greedy, "sampled": sampled}
+
+
+@build_task.register(GenerationTaskConfig)
+def _generation(config: GenerationTaskConfig) -> GenerationTask:
+    return GenerationTask(config)

@@ -1,0 +1,61 @@
+"""Language modelling (``task=lm``): token-level perplexity of a causal LM on a fixed held-out
+slice of real text, with strided sliding windows; decoding speed as for every causal task."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from compress.measure.perplexity import perplexity
+from compress.schema import LanguageModelingTaskConfig
+from compress.tasks import build_task
+from compress.tasks.causal_lm import CausalLMTask, token_ids
+from compress.text_corpora import LMText, corpus_loader
+
+
+class LanguageModelingTask(CausalLMTask):
+    def __init__(self, config: LanguageModelingTaskConfig) -> None:
+        self.config = config
+        self._load_text = corpus_loader(config.corpus)
+
+    @cached_property
+    def text(self) -> LMText:
+        return self._load_text()
+
+    def calibration_text(self) -> str:
+        return self.text.calibration
+
+    def eval_ids(self, tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
+        """The fixed held-out slice: the first ``eval_tokens`` tokens of the held-out text."""
+        return token_ids(tokenizer, self.text.eval, self.config.eval_tokens)
+
+    def speed_inputs(
+        self, tokenizer: PreTrainedTokenizerBase, batch_size: int, seq_len: int
+    ) -> dict[str, torch.Tensor]:
+        """``batch_size`` consecutive ``seq_len``-token passages of the held-out text."""
+        ids = token_ids(tokenizer, self.text.eval, batch_size * seq_len)
+        rows = ids.repeat(-(-batch_size * seq_len // len(ids)))[: batch_size * seq_len]
+        input_ids = rows.view(batch_size, seq_len)
+        return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+
+    def evaluate(
+        self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, reference: dict | None = None
+    ) -> tuple[dict, dict]:
+        """Perplexity (lower is better) and mean NLL per token; against a reference model's
+        outputs, also the ratio of perplexities and the difference of NLLs."""
+        c = self.config
+        quality = perplexity(model, self.eval_ids(tokenizer), c.window, c.stride)
+        quality["corpus"] = c.corpus
+        outputs = {"perplexity": quality["perplexity"], "nll": quality["nll"]}
+        if reference is not None:
+            quality["perplexity_vs_baseline"] = quality["perplexity"] / reference["perplexity"]
+            quality["nll_delta"] = quality["nll"] - reference["nll"]
+        return quality, outputs
+
+
+@build_task.register(LanguageModelingTaskConfig)
+def _language_modeling(config: LanguageModelingTaskConfig) -> LanguageModelingTask:
+    return LanguageModelingTask(config)

@@ -1,0 +1,74 @@
+"""Whole jobs of the causal-LM tasks on a tiny Llama checkpoint: complete records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from compress.job import run_job
+
+FAST = [
+    "bench.warmup=1",
+    "bench.repeats=2",
+    "bench.seq_len=8",
+    "batch_size=2",
+    "task.speed_new_tokens=4",
+    "task.memory_batch_sizes=[1,3]",
+    "task.calibration_length=16",
+    "task.calibration_batch_size=2",
+]
+LM = ["task=lm", "task.eval_tokens=96", "task.window=32", "task.stride=16"]
+GENERATION = ["task=generation", "task.num_prompts=4", "task.max_new_tokens=4",
+              "task.eval_batch_size=2"]  # fmt: skip
+
+
+def _run(compose_config, folder: Path, *overrides: str) -> dict:
+    cfg = compose_config([f"model.name_or_path={folder}", *FAST, *overrides])
+    run_job(cfg)
+    return json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+
+
+def test_lm_job_records_perplexity_and_decoding_speed(compose_config, tiny_llama_dir):
+    record = _run(compose_config, tiny_llama_dir, *LM, "prune_method=heads", "prune=0.5",
+                  "quant=int8", "recovery=finetune", "recovery.steps=2",
+                  "recovery.batch_size=2")  # fmt: skip
+    assert record["status"] == "ok", record["error"]
+    baseline, compressed = record["baseline"]["quality"], record["compressed"]["quality"]
+    assert baseline["tokens"] == compressed["tokens"] == 95
+    assert compressed["perplexity_vs_baseline"] == pytest.approx(
+        compressed["perplexity"] / baseline["perplexity"]
+    )
+    assert record["baseline"]["training"]["steps"] == 0
+    for side in ("baseline", "compressed"):
+        speed = record[side]["speed"]
+        assert speed["batch_size"] == 2 and speed["new_tokens"] == 4
+        assert len(speed["samples_ms"]) == 2 * 3  # repeats x decode steps after the first
+        assert speed["ttft_ms"] > 0 and speed["decode_ms_p90"] >= speed["decode_ms_p50"] > 0
+        assert speed["cold_load"]["peak_rss_bytes"] > 0
+        assert set(speed["memory_by_batch_size"]) == {"1", "3"}
+    memory = record["compressed"]["speed"]["memory_by_batch_size"]
+    # one of the two key/value groups went: 2 blocks x (K, V) x 1 head x 8 wide x positions
+    assert (
+        memory["3"]["kv_cache_bytes"]
+        == 3 * memory["1"]["kv_cache_bytes"]
+        == 3 * (2 * 2 * 1 * 8 * (8 + 4 - 1) * 4)
+    )
+    assert record["compression"]["quant"]["layers_quantized"] == 2 * 7 + 1
+    assert record["compression"]["prune"]["units_removed"] == 2 * 3
+    assert record["ratios"]["latency_p50"] > 0
+    assert record["compression"]["recovery"]["samples_seen"] == 2 * 2
+
+
+def test_generation_job_with_speculative_decoding(compose_config, tiny_llama_dir):
+    record = _run(compose_config, tiny_llama_dir, *GENERATION, "task.decoding=speculative",
+                  "prune_method=none", "quant=fp32", "bench.cold_load=false")  # fmt: skip
+    assert record["status"] == "ok", record["error"]
+    quality = record["compressed"]["quality"]
+    # an uncompressed model reproduces the baseline exactly, greedy and (same seed) sampled
+    assert quality["exact_match_vs_baseline"] == quality["sampled_exact_match_vs_baseline"] == 1
+    assert quality["bleu"] == record["baseline"]["quality"]["bleu"]
+    speed = record["compressed"]["speed"]
+    assert speed["decoding"] == "speculative" and speed["batch_size"] == 1
+    assert speed["acceptance_rate"] == 1.0 and speed["drafted_tokens"] > 0
