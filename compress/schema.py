@@ -465,6 +465,8 @@ class OnnxRuntimeBackendConfig(BackendConfig):
 
     name: str = "onnxruntime"
     opset: int = 18
+    # ONNX Runtime's transformer fusions (SkipLayerNorm, BiasGelu, ...) before quantizing.
+    fuse: bool = True
     SUPPORTED: ClassVar[tuple[type, ...]] = (
         Float32Config, Int8DynamicConfig, Int8StaticConfig, Int4WeightOnlyConfig,
     )  # fmt: skip

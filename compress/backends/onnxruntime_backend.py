@@ -78,6 +78,17 @@ def export_onnx(model: nn.Module, sample: dict[str, torch.Tensor], path: Path, o
         program.save(str(path))
 
 
+def fuse_transformer_ops(path: Path, config) -> None:
+    """Rewrite the graph in place with ONNX Runtime's transformer fusions, as its own
+    quantization guide does before quantizing (here: SkipLayerNormalization, BiasGelu)."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    heads = getattr(config, "num_attention_heads", 0)
+    fused = optimize_model(str(path), model_type="bert", num_heads=heads,
+                           hidden_size=getattr(config, "hidden_size", 0), opt_level=1)  # fmt: skip
+    fused.save_model_to_file(str(path))
+
+
 def onnx_size(path: Path) -> dict[str, int]:
     """Stored elements, non-zeros and bytes of the graph's initializers (its weights)."""
     import onnx
@@ -172,6 +183,8 @@ def _onnxruntime(
     sample = _model_inputs(next(iter(context.calibration_batches(1, "ONNX export"))))
     exported = folder / "exported.onnx"
     export_onnx(model, sample, exported, backend.opset)
+    if backend.fuse:
+        fuse_transformer_ops(exported, model.config)
     report = ort_quantize(quant, exported, folder / ONNX_FILE, context)
     exported.unlink(missing_ok=True)
     model.config.to_json_file(str(folder / "config.json"))

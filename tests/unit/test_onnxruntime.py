@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from compress.backends.onnxruntime_backend import OrtModel, export_onnx, onnx_size, ort_quantize
+from compress.backends.onnxruntime_backend import (
+    OrtModel,
+    export_onnx,
+    fuse_transformer_ops,
+    onnx_size,
+    ort_quantize,
+)
 from compress.context import CompressionContext
 from compress.schema import Float32Config, Int4WeightOnlyConfig, Int8DynamicConfig, Int8StaticConfig
 from tests.conftest import tiny_bert
@@ -62,3 +68,16 @@ def test_quantized_graphs_are_close_and_smaller(exported, tmp_path, config, min_
     if config.name != "fp32":
         assert report.layers_quantized >= 2 * 4
         assert onnx_size(target)["weight_bytes"] < onnx_size(path)["weight_bytes"]
+
+
+def test_fused_graph_computes_the_same_logits(exported, tmp_path):
+    model, path, sample = exported
+    fused = tmp_path / "fused.onnx"
+    shutil.copy(path, fused)
+    fuse_transformer_ops(fused, model.config)
+    torch.testing.assert_close(
+        OrtModel(fused, model.config)(**sample).logits,
+        OrtModel(path, model.config)(**sample).logits,
+        rtol=1e-4,
+        atol=1e-5,
+    )
