@@ -4,9 +4,9 @@ An artifact is a folder: ``config.json`` (the model's config, updated by structu
 ``model.safetensors``, ``compress.json`` (a manifest of how tensors are stored) and the
 tokenizer in ``tokenizer/``. Three things are stored differently from ``save_pretrained``:
 
-- int8 Linear weights (dynamic or static quantization) as plain int8 tensors with their
-  scales and zero points (:data:`CODECS`): torch's packed parameters hold a ``torch.dtype``
-  and cannot go through safetensors;
+- int8 Linear weights (dynamic or static quantization) and int8 embedding rows as plain
+  integer tensors with their scales and zero points (:data:`CODECS`): torch's packed
+  parameters hold a ``torch.dtype`` and cannot go through safetensors;
 - sparse weight matrices as a bitmask of non-zeros plus the non-zero values, whenever that is
   smaller than the dense tensor (a 90%-sparse fp32 matrix takes 0.125 + 0.4 bytes/weight
   instead of 4); a tensor that would not shrink stays dense;
@@ -31,7 +31,7 @@ from torch.ao.nn import quantized
 from torch.ao.nn.quantized import dynamic as quantized_dynamic
 from transformers.initialization import no_init_weights
 
-from compress.qmodules import StaticInt8Linear
+from compress.qmodules import Int8Embedding, StaticInt8Linear
 from compress.structure import apply_structure, kept_heads
 from compress.zero_copy import load_mapped
 
@@ -100,6 +100,27 @@ def _decode_static(stored: dict[str, torch.Tensor], skeleton: nn.Module) -> nn.M
     return StaticInt8Linear(module, input_scale, int(input_zero))
 
 
+def _encode_embedding(module: Int8Embedding) -> dict[str, torch.Tensor]:
+    rows = module.weight()
+    return {
+        "weight": rows.int_repr(),
+        "weight_scale": rows.q_per_channel_scales(),
+        "weight_offset": rows.q_per_channel_zero_points(),
+    }
+
+
+def _decode_embedding(stored: dict[str, torch.Tensor], skeleton: nn.Module) -> nn.Module:
+    count, dim = stored["weight"].shape
+    module = Int8Embedding(count, dim, skeleton.padding_idx, dtype=torch.quint8)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        rows = torch._make_per_channel_quantized_tensor(
+            stored["weight"], stored["weight_scale"], stored["weight_offset"], 0
+        )
+        module.set_weight(rows)
+    return module
+
+
 @dataclass(frozen=True)
 class QuantizedCodec:
     """How one kind of quantized module is stored as plain tensors and rebuilt from them, in
@@ -114,6 +135,7 @@ class QuantizedCodec:
 CODECS = {
     "int8_dynamic": QuantizedCodec(quantized_dynamic.Linear, _encode_dynamic, _decode_dynamic),
     "int8_static": QuantizedCodec(StaticInt8Linear, _encode_static, _decode_static),
+    "int8_embedding": QuantizedCodec(Int8Embedding, _encode_embedding, _decode_embedding),
 }
 
 

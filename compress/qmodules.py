@@ -31,3 +31,12 @@ class StaticInt8Linear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+class Int8Embedding(quantized.Embedding):
+    """torch's weight-only int8 embedding lookup (uint8 rows, a float scale and offset per
+    row) made a drop-in for ``nn.Embedding``: its kernel rejects non-contiguous index views,
+    which transformers passes (sliced position ids, expanded token type ids)."""
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        return super().forward(indices.contiguous())

@@ -19,7 +19,7 @@ from torch.ao.quantization import get_default_qconfig
 from compress.context import CompressionContext
 from compress.env_info import cpu_flags
 from compress.qat import add_fake_quantization, remove_fake_quantization
-from compress.qmodules import StaticInt8Linear
+from compress.qmodules import Int8Embedding, StaticInt8Linear
 from compress.registry import Registry
 from compress.schema import (
     BFloat16Config,
@@ -141,9 +141,37 @@ def _int8_dynamic(
         warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
         spec = {nn.Linear: scheme} if scheme else {nn.Linear}
         torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
+    tables = _quantize_embeddings(model) if config.embeddings else 0
     granularity = "per-channel" if config.per_channel else "per-tensor"
-    note = f"dynamic int8 ({granularity} weights) on every nn.Linear; embeddings stay float32"
-    return QuantReport(config.name, "int8", linears, [note, *_conv1d_notes(converted)])
+    note = f"dynamic int8 ({granularity} weights) on every nn.Linear; " + (
+        f"{tables} embedding tables as int8 rows" if tables else "embeddings stay float32"
+    )
+    return QuantReport(config.name, "int8", linears + tables, [note, *_conv1d_notes(converted)])
+
+
+@torch.no_grad()
+def _quantize_embeddings(model: nn.Module) -> int:
+    """Store every ``nn.Embedding`` as uint8 rows, each with its own float scale and offset
+    (torch's weight-only quantized lookup); returns how many tables were converted."""
+    embeddings = [(n, m) for n, m in model.named_modules() if type(m) is nn.Embedding]
+    observer = torch.ao.quantization.float_qparams_weight_only_qconfig.weight
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        for name, embedding in embeddings:
+            observe = observer()
+            observe(embedding.weight)
+            scales, offsets = observe.calculate_qparams()
+            rows = torch.quantize_per_channel(
+                embedding.weight.detach().float(), scales, offsets, 0, torch.quint8
+            )
+            table = Int8Embedding(
+                embedding.num_embeddings, embedding.embedding_dim, embedding.padding_idx,
+                dtype=torch.quint8,
+            )  # fmt: skip
+            table.set_weight(rows)
+            parent, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, attr, table)
+    return len(embeddings)
 
 
 @torch.no_grad()

@@ -317,10 +317,15 @@ class Int8DynamicConfig(QuantConfig):
 
     ``per_channel`` gives every output channel its own weight scale (more accurate, same
     speed); the default per-tensor scale is what ``torch.ao`` and ONNX Runtime do by default.
+    ``embeddings`` also stores the embedding tables as int8 rows with their own scale (a
+    weight-only lookup, as ONNX Runtime's Gather quantization does): in a small encoder the
+    word embeddings are about half of all parameters, so int8 Linear layers alone leave the
+    file at ~0.6x.
     """
 
     name: str = "int8"
     per_channel: bool = False
+    embeddings: bool = True
 
 
 @dataclass

@@ -112,11 +112,15 @@ def _float32(config, source: Path, target: Path, context: CompressionContext) ->
 @ort_quantize.register(Int8DynamicConfig)
 def _int8_dynamic(config, source: Path, target: Path, context: CompressionContext) -> QuantReport:
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.registry import IntegerOpsRegistry
 
+    # ONNX Runtime's default also quantizes Gather (the embedding lookups)
+    op_types = [op for op in IntegerOpsRegistry if config.embeddings or op != "Gather"]
     quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                     per_channel=config.per_channel)  # fmt: skip
-    return QuantReport(config.name, "int8", _integer_weights(target),
-                       ["ONNX Runtime dynamic int8 on MatMul/Gemm weights"])  # fmt: skip
+                     per_channel=config.per_channel, op_types_to_quantize=op_types)  # fmt: skip
+    tables = "and embedding (Gather) tables" if config.embeddings else "embeddings stay float32"
+    note = f"ONNX Runtime dynamic int8 on MatMul/Gemm weights; {tables}"
+    return QuantReport(config.name, "int8", _integer_weights(target), [note])
 
 
 class _CalibrationReader:

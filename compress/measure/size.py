@@ -6,24 +6,26 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
-from torch.ao.nn.quantized import dynamic as quantized_dynamic
+from torch.ao.nn import quantized
 
 
 def weight_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-    """Every learned tensor once, including the int8 weights packed inside quantized Linears."""
+    """Every learned tensor once, including the integer weights packed inside quantized
+    Linears (dynamic and static) and quantized embedding tables."""
     for name, module in model.named_modules():
-        if isinstance(module, quantized_dynamic.Linear):
+        if isinstance(module, quantized.Linear):
             weight, bias = module._weight_bias()
             yield f"{name}.weight", weight
             if bias is not None:
                 yield f"{name}.bias", bias
+        elif isinstance(module, quantized.Embedding):
+            yield f"{name}.weight", module.weight()
     yield from model.named_parameters()
 
 
 def _nonzero(tensor: torch.Tensor) -> int:
-    if tensor.is_quantized:
-        return int((tensor.int_repr() != tensor.q_zero_point()).sum())
-    return int(torch.count_nonzero(tensor))
+    # a quantized weight is zero where its integer equals its (per-tensor or per-row) zero point
+    return int(torch.count_nonzero(tensor.dequantize() if tensor.is_quantized else tensor))
 
 
 def size_stats(model: nn.Module) -> dict[str, int]:

@@ -44,8 +44,8 @@ def test_int8_is_smaller_on_disk_than_fp32(sweep_dir: Path):
         (r["factors"]["prune"], r["factors"]["quant"]): r["compressed"]["size"]["disk_bytes"]
         for r in _records(sweep_dir)
     }
-    # embeddings stay fp32 (11.7M of MiniLM's 22.7M parameters): int8 cannot reach 0.25x
-    assert size[(0.0, "int8")] < 0.7 * size[(0.0, "fp32")]
+    # Linears and embedding tables int8, LayerNorms and biases fp32: a little over 0.25x
+    assert size[(0.0, "int8")] < 0.3 * size[(0.0, "fp32")]
     # pruned, both store their zeros as bitmask + values; int8 values are still 4x smaller
     assert size[(0.5, "int8")] < size[(0.5, "fp32")] < size[(0.0, "fp32")]
 

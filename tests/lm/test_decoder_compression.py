@@ -120,7 +120,7 @@ def test_int8_on_gpt2_reaches_its_conv1d_layers(inputs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report = quantize_(Int8DynamicConfig(), model, CompressionContext())
-    assert report.layers_quantized == 2 * 4 + 1  # four per block, and the LM head
+    assert report.layers_quantized == 2 * 4 + 1 + 2  # four per block, the LM head, wte and wpe
     assert "8 Conv1D layers converted to nn.Linear first" in report.notes
     quantized = [m for m in model.modules() if isinstance(m, quantized_dynamic.Linear)]
     assert len(quantized) == 2 * 4 + 1

@@ -55,7 +55,8 @@ def test_lm_job_records_perplexity_and_decoding_speed(compose_config, tiny_llama
         == 3 * memory["1"]["kv_cache_bytes"]
         == 3 * (2 * 2 * 1 * 8 * (8 + 4 - 1) * 4)
     )
-    assert record["compression"]["quant"]["layers_quantized"] == 2 * 7 + 1
+    # Linears, LM head, embed_tokens
+    assert record["compression"]["quant"]["layers_quantized"] == 2 * 7 + 1 + 1
     assert record["compression"]["prune"]["units_removed"] == 2 * 3
     assert record["ratios"]["latency_p50"] > 0
     assert record["compression"]["recovery"]["samples_seen"] == 2 * 2

@@ -40,7 +40,7 @@ def test_job_writes_a_complete_ok_record(compose_config, tiny_pretrained_dir):
         assert speed["p50_ms"] > 0 and speed["cold_load"]["peak_rss_bytes"] > 0
         assert 0 <= record[side]["quality"]["accuracy"] <= 1
     assert record["compression"]["prune"]["zero_fraction"] == pytest.approx(0.5, abs=1e-6)
-    assert record["compression"]["artifact"]["quantized"] == 2 * 6 + 2
+    assert record["compression"]["artifact"]["quantized"] == 2 * 6 + 2 + 3  # Linears, embeddings
     assert record["compression"]["artifact"]["sparse"] > 0
     assert record["ratios"]["disk_bytes"] < 1
     assert 0 <= record["compressed"]["quality"]["agreement"] <= 1

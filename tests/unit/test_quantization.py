@@ -10,6 +10,7 @@ from torch.ao.nn.quantized import dynamic as quantized_dynamic
 
 from compress import quantization
 from compress.context import CompressionContext
+from compress.qmodules import Int8Embedding
 from compress.quantization import quantize_
 from compress.schema import (
     BFloat16Config,
@@ -62,13 +63,35 @@ def test_bf16_with_native_units_has_no_caveat(monkeypatch):
     assert quantize_(BFloat16Config(), tiny_bert(), CompressionContext()).notes == []
 
 
-def test_int8_converts_every_linear_and_reports_it():
+def _count(model: torch.nn.Module, kind: type) -> int:
+    return sum(1 for m in model.modules() if type(m) is kind)
+
+
+def test_int8_converts_every_linear_and_embedding_and_reports_them():
     model = tiny_bert()
-    linears = sum(1 for m in model.modules() if type(m) is torch.nn.Linear)
+    linears, tables = _count(model, torch.nn.Linear), _count(model, torch.nn.Embedding)
     report = quantize_(Int8DynamicConfig(), model, CompressionContext())
     converted = [m for m in model.modules() if isinstance(m, quantized_dynamic.Linear)]
-    assert report.layers_quantized == linears == len(converted)
-    assert not any(type(m) is torch.nn.Linear for m in model.modules())
+    assert len(converted) == linears and _count(model, Int8Embedding) == tables == 3
+    assert report.layers_quantized == linears + tables
+    assert _count(model, torch.nn.Linear) == _count(model, torch.nn.Embedding) == 0
+
+
+def test_int8_without_embeddings_keeps_float_tables(tiny_inputs):
+    reference, model = tiny_bert(), tiny_bert()
+    quantize_(Int8DynamicConfig(embeddings=False), model, CompressionContext())
+    assert _count(model, torch.nn.Embedding) == 3 and _count(model, Int8Embedding) == 0
+    embeddings = model.bert.embeddings.word_embeddings.weight
+    assert torch.equal(embeddings, reference.bert.embeddings.word_embeddings.weight)
+
+
+def test_int8_embedding_rows_are_within_half_a_step_of_the_float_rows():
+    model = tiny_bert()
+    table = model.bert.embeddings.word_embeddings.weight.detach().clone()
+    quantize_(Int8DynamicConfig(), model, CompressionContext())
+    rows = model.bert.embeddings.word_embeddings.weight()
+    step = rows.q_per_channel_scales().unsqueeze(1)
+    assert ((rows.dequantize() - table).abs() <= step / 2 + 1e-6).all()
 
 
 def test_fp32_is_identity(tiny_inputs):
