@@ -64,6 +64,7 @@ VARIANTS = [
     Variant("torch fp32", NONE, 0.0, Float32Config(), TORCH),
     Variant("torch bf16", NONE, 0.0, BFloat16Config(), TORCH),
     Variant("torch int8 dynamic", NONE, 0.0, Int8DynamicConfig(), TORCH),
+    Variant("torch int8, Linears only", NONE, 0.0, Int8DynamicConfig(embeddings=False), TORCH),
     Variant("torch int8 static", NONE, 0.0, Int8StaticConfig(), TORCH),
     Variant("unstructured 50% fp32", UNSTRUCTURED, 0.5, Float32Config(), TORCH),
     Variant("unstructured 90% fp32", UNSTRUCTURED, 0.9, Float32Config(), TORCH),

@@ -81,3 +81,22 @@ def test_fused_graph_computes_the_same_logits(exported, tmp_path):
         rtol=1e-4,
         atol=1e-5,
     )
+
+
+def test_int8_embedding_tables_are_quantized_only_when_asked(exported, tmp_path):
+    model, path, sample = exported
+    weight_bytes = {}
+    for embeddings in (True, False):
+        source, target = tmp_path / f"{embeddings}.source.onnx", tmp_path / f"{embeddings}.onnx"
+        shutil.copy(path, source)
+        ort_quantize(Int8DynamicConfig(embeddings=embeddings), source, target, _context(sample))
+        weight_bytes[embeddings] = onnx_size(target)["weight_bytes"]
+    tables = sum(m.weight.numel() for m in model.modules() if type(m) is torch.nn.Embedding)
+    # int8 rows take 1 byte per weight instead of 4
+    assert weight_bytes[False] - weight_bytes[True] == pytest.approx(3 * tables, rel=0.01)
+
+
+def test_sessions_do_not_spin_after_a_run(exported):
+    model, path, _ = exported
+    options = OrtModel(path, model.config).session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
