@@ -383,7 +383,7 @@ class FinetuneRecoveryConfig(OptimizerConfig, RecoveryConfig):
 
     name: str = "finetune"
     steps: int = 150
-    learning_rate: float = 3e-5
+    learning_rate: float = 1e-4
 
     def __post_init__(self) -> None:
         _check_positive("recovery.steps", self.steps)
