@@ -9,10 +9,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from compress.baseline import Baseline, ensure_baseline
-from compress.schema import register_configs
+from compress.schema import CONF_DIR, register_configs
 from compress.tasks import build_task
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def compose_config(overrides: list[str] = ()) -> DictConfig:

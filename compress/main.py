@@ -8,7 +8,7 @@ from compress.schema import register_configs
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     from compress.job import run_job  # heavy imports only once the config is valid
 

