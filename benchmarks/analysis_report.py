@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from compress.records import write_json_atomic
+from compress.infra.records import write_json_atomic
 
 LEVELS = {
     "prune": [0.0, 0.2, 0.4, 0.6, 0.8],

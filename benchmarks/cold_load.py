@@ -31,8 +31,9 @@ def _child(method: str, folder: Path) -> None:
     import torch
     from transformers.initialization import no_init_weights
 
-    from compress.artifact import architecture_class, load_artifact
-    from compress.quiet import quiet_libraries
+    from compress.backends import load_artifact
+    from compress.infra.quiet import quiet_libraries
+    from compress.storage.artifact import architecture_class
 
     quiet_libraries()
     architecture = architecture_class(folder)
@@ -67,9 +68,10 @@ def _artifacts(scratch: Path, source: Path | None) -> dict[str, Path]:
     """The default model's fp32 artifact (plus a .pt copy) and an int8 one of the same model."""
     import torch
 
-    from compress.artifact import load_artifact, save_artifact
-    from compress.context import CompressionContext
-    from compress.quantization import quantize_
+    from compress.backends import load_artifact
+    from compress.backends.torch.artifact import save_artifact
+    from compress.backends.torch.quantize import quantize_
+    from compress.infra.context import CompressionContext
     from compress.schema import Int8DynamicConfig
 
     if source is None:

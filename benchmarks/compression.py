@@ -22,14 +22,13 @@ import pandas as pd
 import torch
 from omegaconf import OmegaConf
 
-from compress import sources
-from compress.artifact import disk_bytes, load_artifact
-from compress.backends import compress_on
-from compress.context import CompressionContext
+from compress.backends import compress_on, load_artifact
 from compress.defaults import compose_config, default_baseline
-from compress.env_info import cpu_flags, default_threads
+from compress.infra.context import CompressionContext
+from compress.infra.environment import cpu_flags, default_threads
+from compress.infra.quiet import quiet_libraries
+from compress.models import sources
 from compress.pruning import prune_model
-from compress.quiet import quiet_libraries
 from compress.schema import (
     BFloat16Config,
     Float32Config,
@@ -42,6 +41,7 @@ from compress.schema import (
     OnnxRuntimeBackendConfig,
     TorchBackendConfig,
 )
+from compress.storage.artifact import disk_bytes
 from compress.tasks import build_task
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,13 +25,13 @@ import pandas as pd
 import torch
 from omegaconf import OmegaConf
 
-from compress import sources
-from compress.context import CompressionContext
+from compress.backends.torch.quantize import quantize_
 from compress.defaults import compose_config
-from compress.env_info import cpu_flags, default_threads
+from compress.infra.context import CompressionContext
+from compress.infra.environment import cpu_flags, default_threads
+from compress.infra.quiet import quiet_libraries
 from compress.measure.decoding import generation_stats, interleaved_generations, timed_generate
-from compress.quantization import quantize_
-from compress.quiet import quiet_libraries
+from compress.models import sources
 from compress.schema import BFloat16Config, Float32Config, Int8DynamicConfig
 from compress.tasks import build_task
 from compress.tasks.causal_lm import load_causal_lm

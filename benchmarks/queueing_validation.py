@@ -5,9 +5,9 @@ measure its service time with sequential requests, drive it with Poisson load at
 
     .venv/bin/python benchmarks/queueing_validation.py <artifact dir>
 
-The server (``compress.serve``, one worker, by default padding to 128 tokens like the sweep's
-timings) and this client are pinned to different cores, so that the load generator does not steal
-the server's CPU. Writes ``benchmarks/results/<--name>.{csv,json,md}``.
+The server (``compress.serving.server``, one worker, by default padding to 128 tokens like the
+sweep's timings) and this client are pinned to different cores, so that the load generator does
+not steal the server's CPU. Writes ``benchmarks/results/<--name>.{csv,json,md}``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,14 @@ import pandas as pd
 from analysis.queueing.report import markdown_table
 from analysis.queueing.simulation import ServiceTimes, simulate
 from analysis.queueing.theory import mg1_response_quantiles, mmc_response_quantiles
-from compress.env_info import library_versions
-from compress.loadgen import LoadSpec, RequestResult, parse_server_timing, run_load, summarise
+from compress.infra.environment import library_versions
+from compress.serving.loadgen import (
+    LoadSpec,
+    RequestResult,
+    parse_server_timing,
+    run_load,
+    summarise,
+)
 
 RESULTS = Path(__file__).parent / "results"
 TEXTS = (
@@ -69,10 +75,11 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 180.0) -
 
 @contextmanager
 def running_server(artifact: Path, threads: int, cpus: set[int] | None, pad: bool) -> Iterator[str]:
-    """``compress.serve`` in a subprocess on 127.0.0.1, pinned to ``cpus``; yields its URL."""
+    """``compress.serving.server`` in a subprocess on 127.0.0.1, pinned to ``cpus``; yields its
+    URL."""
     port = _free_port()
     command = [
-        sys.executable, "-m", "compress.serve", str(artifact), "--port", str(port),
+        sys.executable, "-m", "compress.serving.server", str(artifact), "--port", str(port),
         "--threads", str(threads), *(["--pad"] if pad else []),
     ]  # fmt: skip
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None

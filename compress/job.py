@@ -20,19 +20,19 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from compress.artifact import TOKENIZER_DIR, disk_bytes
 from compress.backends import compress_on
-from compress.backends.base import CompressedModel
-from compress.baseline import Baseline, ensure_baseline
-from compress.context import CompressionContext
-from compress.env_info import default_threads, git_revision, hardware, library_versions
+from compress.backends.registry import CompressedModel
+from compress.infra.context import CompressionContext
+from compress.infra.environment import default_threads, git_revision, hardware, library_versions
+from compress.infra.placement import own_cores
+from compress.infra.quiet import quiet_libraries
+from compress.infra.records import RECORD_NAME, SCHEMA_VERSION, write_json_atomic
 from compress.measure.coldload import measure_cold_load
 from compress.measure.size import size_stats
-from compress.parallel import own_cores
-from compress.quiet import quiet_libraries
-from compress.records import RECORD_NAME, SCHEMA_VERSION, write_json_atomic
-from compress.recovery_cache import pruned_and_recovered
+from compress.models.baseline import Baseline, ensure_baseline
+from compress.recovery.cache import load_or_recover
 from compress.schema import Config, NoPruningConfig
+from compress.storage.artifact import TOKENIZER_DIR, disk_bytes
 from compress.tasks import build_task
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def _compress(
     start = time.perf_counter()
     context = CompressionContext(calibration=partial(task.calibration_batches, tokenizer))
     train_batches = getattr(task, "train_batches", None)
-    model, prune_report, training = pruned_and_recovered(
+    model, prune_report, training = load_or_recover(
         config, baseline, teacher, train_batches and partial(train_batches, tokenizer), context,
         Path(config.paths.cache_dir).expanduser(),
     )  # fmt: skip

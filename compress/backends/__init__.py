@@ -1,9 +1,11 @@
-"""Backends: the runtime a compressed model is executed by. ``compress_on(backend, model,
-quant, context, folder)`` quantizes the (already pruned) float model for that runtime, saves
-it into ``folder`` and returns what to run and measure."""
+"""Backends: the runtime a compressed model is executed by, one package each.
 
-from compress.registry import Registry
+``compress_on(backend, model, quant, context, folder)`` quantizes the (already pruned) float
+model for that runtime, saves it into ``folder`` and returns what to run and measure;
+``load_artifact(folder)`` opens a saved model with the backend that wrote it.
+"""
 
-compress_on = Registry("backend")
+from compress.backends import onnxruntime, torch  # noqa: F401  (each registers its handlers)
+from compress.backends.registry import CompressedModel, compress_on, import_runtime, load_artifact
 
-from compress.backends import onnxruntime_backend, torch_backend  # noqa: E402,F401
+__all__ = ["CompressedModel", "compress_on", "import_runtime", "load_artifact"]

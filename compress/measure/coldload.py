@@ -21,7 +21,7 @@ _START = time.perf_counter()
 
 
 def _from_pretrained(folder: Path):
-    from compress.artifact import architecture_class, read_manifest
+    from compress.storage.artifact import architecture_class, read_manifest
 
     manifest = read_manifest(folder)
     special = [key for key in ("quantized", "sparse", "heads") if manifest.get(key)]
@@ -34,7 +34,7 @@ def _from_pretrained(folder: Path):
 
 
 def _loader(method: str):
-    from compress.artifact import load_artifact
+    from compress.backends import load_artifact
 
     loaders = {
         "zero_copy": partial(load_artifact, zero_copy=True),
@@ -47,8 +47,8 @@ def _loader(method: str):
 def _measure(folder: Path, batch_size: int, seq_len: int, threads: int, method: str) -> dict:
     import torch
 
-    from compress.artifact import import_runtime
-    from compress.quiet import quiet_libraries
+    from compress.backends import import_runtime
+    from compress.infra.quiet import quiet_libraries
 
     quiet_libraries()
     import_runtime(folder)  # library code is imported here, not inside the timed load

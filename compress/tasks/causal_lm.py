@@ -21,8 +21,8 @@ from compress.measure.decoding import (
     interleaved_generations,
     timed_generate,
 )
+from compress.models.sources import source_note
 from compress.schema import BenchConfig, CausalLMTaskConfig
-from compress.sources import source_note
 
 Inputs = dict[str, torch.Tensor]
 

@@ -13,12 +13,12 @@ import torch
 from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 
-from compress.data import TextDataset, TextSplit, load_rotten_tomatoes
+from compress.data.rotten_tomatoes import TextDataset, TextSplit, load_rotten_tomatoes
 from compress.measure.latency import interleaved_latency
 from compress.measure.quality import classification_quality
+from compress.recovery.training import train_steps
 from compress.schema import BenchConfig, SentimentTaskConfig
-from compress.tasks import build_task
-from compress.training import train_steps
+from compress.tasks.base import build_task
 
 
 class ClassificationTask:

@@ -11,11 +11,11 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from compress.data.corpora import chatterbot_prompts
 from compress.measure.text_quality import fidelity, text_quality
 from compress.schema import GenerationTaskConfig
-from compress.tasks import build_task
+from compress.tasks.base import build_task
 from compress.tasks.causal_lm import CausalLMTask
-from compress.text_corpora import chatterbot_prompts
 
 Prompt = tuple[str, tuple[str, ...]]  # a prompt and every answer the corpus gives it
 

@@ -9,11 +9,11 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from compress.data.corpora import LMText, corpus_loader
 from compress.measure.perplexity import perplexity
 from compress.schema import LanguageModelingTaskConfig
-from compress.tasks import build_task
+from compress.tasks.base import build_task
 from compress.tasks.causal_lm import CausalLMTask, token_ids
-from compress.text_corpora import LMText, corpus_loader
 
 
 class LanguageModelingTask(CausalLMTask):

@@ -23,7 +23,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from compress.records import write_json_atomic
+from compress.infra.records import write_json_atomic
 from hydra_plugins.doe_sweeper._design import (
     Design,
     DesignError,

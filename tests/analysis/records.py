@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from compress.records import write_json_atomic
+from compress.infra.records import write_json_atomic
 
 BASE_CONFIG = {
     "model": {"name": "minilm", "name_or_path": "pkg:minilm"},

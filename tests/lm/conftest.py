@@ -16,7 +16,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from compress import sources
+from compress.models import sources
 from tests.conftest import MINILM
 
 VOCAB = 30522  # MiniLM's tokenizer

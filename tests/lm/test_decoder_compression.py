@@ -9,17 +9,18 @@ import pytest
 import torch
 from torch.ao.nn.quantized import dynamic as quantized_dynamic
 
-from compress.artifact import load_artifact, save_artifact
-from compress.context import CompressionContext
+from compress.backends import load_artifact
+from compress.backends.torch.artifact import save_artifact
+from compress.backends.torch.quantize import conv1d_to_linear, quantize_
+from compress.infra.context import CompressionContext
 from compress.pruning import prune_model
-from compress.quantization import conv1d_to_linear, quantize_
+from compress.pruning.surgery import keep_heads, kv_heads_serving
 from compress.schema import (
     HeadPruningConfig,
     Int8DynamicConfig,
     LayerPruningConfig,
     NeuronPruningConfig,
 )
-from compress.structure import keep_heads, kv_heads_serving
 from tests.lm.conftest import tiny_gpt2, tiny_llama
 
 

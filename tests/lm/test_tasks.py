@@ -7,7 +7,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from compress.context import CompressionContext
+from compress.infra.context import CompressionContext
 from compress.pruning import prune_model
 from compress.schema import (
     ConfigError,

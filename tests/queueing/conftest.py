@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from compress.artifact import TOKENIZER_DIR, save_artifact
+from compress.backends.torch.artifact import save_artifact
+from compress.storage.artifact import TOKENIZER_DIR
 from tests.conftest import tiny_bert
 
 

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from fastapi import FastAPI, Response
 
-from compress.loadgen import LoadSpec, parse_server_timing, poisson_schedule, run_load, summarise
+from compress.serving.loadgen import (
+    LoadSpec,
+    parse_server_timing,
+    poisson_schedule,
+    run_load,
+    summarise,
+)
 
 
 def test_schedule_is_seeded_poisson_and_bounded():

@@ -16,10 +16,11 @@ import uvicorn
 from fastapi.testclient import TestClient
 from transformers import AutoTokenizer
 
-from compress.artifact import TOKENIZER_DIR, load_artifact
-from compress.loadgen import LoadSpec, run_load, summarise
-from compress.loadgen import main as loadgen_main
-from compress.serve import MAX_TEXTS, create_app
+from compress.backends import load_artifact
+from compress.serving.loadgen import LoadSpec, run_load, summarise
+from compress.serving.loadgen import main as loadgen_main
+from compress.serving.server import MAX_TEXTS, create_app
+from compress.storage.artifact import TOKENIZER_DIR
 
 TEXTS = ["a gorgeous, witty film", "tedious and shallow", "it is a movie", "not bad at all"]
 

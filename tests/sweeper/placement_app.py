@@ -12,7 +12,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 
-from compress.parallel import own_cores
+from compress.infra.placement import own_cores
 
 ConfigStore.instance().store(name="placement", node={"job": 0, "hold_s": 1.5})
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from compress.parallel import _claim, own_cores
+from compress.infra.placement import _claim, own_cores
 
 BASIC = {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}
 JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"

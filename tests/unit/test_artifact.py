@@ -7,11 +7,12 @@ import warnings
 import pytest
 import torch
 
-from compress.artifact import disk_bytes, load_artifact, read_manifest, save_artifact
-from compress.context import CompressionContext
-from compress.layers import block_linears
+from compress.backends import load_artifact
+from compress.backends.torch.artifact import save_artifact
+from compress.backends.torch.quantize import quantize_
+from compress.infra.context import CompressionContext
+from compress.models.layers import block_linears
 from compress.pruning import prune_model
-from compress.quantization import quantize_
 from compress.schema import (
     BFloat16Config,
     Float32Config,
@@ -21,6 +22,7 @@ from compress.schema import (
     LayerPruningConfig,
     MagnitudePruningConfig,
 )
+from compress.storage.artifact import disk_bytes, read_manifest
 from tests.conftest import tiny_bert
 
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from compress.context import CompressionContext
+from compress.backends.torch.quantize import quantize_
+from compress.infra.context import CompressionContext
 from compress.measure.energy import energy_per_batch
 from compress.measure.latency import interleaved_latency, latency_stats
 from compress.measure.quality import classification_quality
 from compress.measure.size import size_stats
-from compress.quantization import quantize_
 from compress.schema import Int8DynamicConfig
 from tests.conftest import tiny_bert
 

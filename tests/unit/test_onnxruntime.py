@@ -9,14 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from compress.backends.onnxruntime_backend import (
-    OrtModel,
-    export_onnx,
-    fuse_transformer_ops,
-    onnx_size,
-    ort_quantize,
-)
-from compress.context import CompressionContext
+from compress.backends.onnxruntime.export import export_onnx, fuse_transformer_ops, onnx_size
+from compress.backends.onnxruntime.quantize import ort_quantize
+from compress.backends.onnxruntime.runtime import OrtModel
+from compress.infra.context import CompressionContext
 from compress.schema import Float32Config, Int4WeightOnlyConfig, Int8DynamicConfig, Int8StaticConfig
 from tests.conftest import tiny_bert
 from tests.unit.test_quantization import snr_db

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from compress.context import CompressionContext
-from compress.layers import block_linears
+from compress.infra.context import CompressionContext
+from compress.models.layers import block_linears
 from compress.pruning import prune_model
 from compress.schema import MagnitudePruningConfig, NoPruningConfig
 from tests.conftest import tiny_bert

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch.ao.nn.quantized import dynamic as quantized_dynamic
 
-from compress import quantization
-from compress.context import CompressionContext
-from compress.qmodules import Int8Embedding
-from compress.quantization import quantize_
+from compress.backends.torch import quantize as quantization
+from compress.backends.torch.modules import Int8Embedding
+from compress.backends.torch.quantize import quantize_
+from compress.infra.context import CompressionContext
 from compress.schema import (
     BFloat16Config,
     Float16Config,

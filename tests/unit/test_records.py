@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from compress import records
-from compress.records import write_json_atomic
+from compress.infra import records
+from compress.infra.records import write_json_atomic
 
 
 def test_write_replaces_whole_file_and_leaves_no_temporaries(tmp_path: Path):

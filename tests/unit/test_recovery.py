@@ -11,13 +11,16 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from compress.artifact import disk_bytes, save_artifact
-from compress.context import CompressionContext
-from compress.layers import block_linears
-from compress.qat import add_fake_quantization
-from compress.quantization import quantize_
-from compress.recovery import distillation_loss, prune_and_recover, schedule_amounts
+from compress.backends.torch.artifact import save_artifact
+from compress.backends.torch.quantize import quantize_
+from compress.infra.context import CompressionContext
+from compress.models.layers import block_linears
+from compress.pruning.schedules import schedule_amounts
+from compress.quantization.qat import add_fake_quantization
+from compress.recovery.losses import distillation_loss
+from compress.recovery.recipe import prune_and_recover
 from compress.schema import Int8QATConfig, IterativeScheduleConfig, OneShotScheduleConfig
+from compress.storage.artifact import disk_bytes
 from tests.conftest import tiny_bert
 
 

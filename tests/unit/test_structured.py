@@ -7,9 +7,10 @@ import pytest
 import torch
 from transformers import MPNetConfig, MPNetForSequenceClassification
 
-from compress.context import CompressionContext
-from compress.layers import block_linears, transformer_blocks
+from compress.infra.context import CompressionContext
+from compress.models.layers import block_linears, transformer_blocks
 from compress.pruning import prune_model
+from compress.pruning.surgery import head_count, layout_of
 from compress.schema import (
     ConfigError,
     HeadAndNeuronPruningConfig,
@@ -20,7 +21,6 @@ from compress.schema import (
     RandomPruningConfig,
     SemiStructuredPruningConfig,
 )
-from compress.structure import head_count, layout_of
 from tests.conftest import tiny_bert
 
 

@@ -6,13 +6,18 @@ from pathlib import Path
 
 from torch import nn
 
-from compress.artifact import save_artifact
-from compress.backends import compress_on
-from compress.backends.base import CompressedModel
-from compress.context import CompressionContext
+from compress.backends.registry import (
+    ArtifactFormat,
+    CompressedModel,
+    compress_on,
+    register_artifact_format,
+)
+from compress.backends.torch.artifact import load_torch_artifact, save_artifact
+from compress.backends.torch.quantize import quantize_
+from compress.infra.context import CompressionContext
 from compress.measure.size import size_stats
-from compress.quantization import quantize_
 from compress.schema import QuantConfig, TorchBackendConfig
+from compress.storage.artifact import architecture_class
 
 
 @compress_on.register(TorchBackendConfig)
@@ -26,3 +31,6 @@ def _torch(
     report = quantize_(quant, model, context)
     artifact = save_artifact(model, folder)
     return CompressedModel(model, report, artifact, size_stats(model))
+
+
+register_artifact_format("torch", ArtifactFormat(load_torch_artifact, architecture_class))

@@ -1,6 +1,6 @@
 """HTTP inference server for a saved compressed model.
 
-``python -m compress.serve <artifact dir> --port 8000`` serves ``POST /predict`` with
+``python -m compress.serving.server <artifact dir> --port 8000`` serves ``POST /predict`` with
 ``{"texts": [...]}`` and answers a label and the class probabilities per text.
 
 The server is the queue that ``analysis.queueing`` models: ``workers`` model calls run at
@@ -28,8 +28,9 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from transformers import AutoTokenizer
 
-from compress.artifact import TOKENIZER_DIR, load_artifact
-from compress.env_info import default_threads
+from compress.backends import load_artifact
+from compress.infra.environment import default_threads
+from compress.storage.artifact import TOKENIZER_DIR
 
 MAX_TEXTS = 64
 
@@ -146,7 +147,7 @@ def create_app(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m compress.serve", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m compress.serving.server", description=__doc__)
     parser.add_argument("artifact_dir", type=Path)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)

@@ -1,34 +1,23 @@
-"""Pruning methods: one registered handler per config dataclass of :mod:`compress.schema`.
-
-Unstructured methods zero weights (the tensors keep their shape); structured methods cut
-heads, neurons or blocks out of the tensors (the model really shrinks). Every handler makes
-its change permanent and reports what it removed, measured on the model afterwards.
-"""
+"""Structured pruning: whole attention heads, feed-forward neurons or blocks cut out of the
+tensors (:mod:`compress.pruning.surgery`), ranked by weight norm or by data."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
-from torch.nn.utils import prune as torch_prune
 
-from compress.context import CompressionContext
-from compress.layers import block_linears, linears_in_scope, transformer_blocks
-from compress.registry import Registry
-from compress.schema import (
-    ConfigError,
-    HeadAndNeuronPruningConfig,
-    HeadPruningConfig,
-    LayerPruningConfig,
-    MagnitudePruningConfig,
-    NeuronPruningConfig,
-    NoPruningConfig,
-    RandomPruningConfig,
-    SemiStructuredPruningConfig,
+from compress.infra.context import CompressionContext
+from compress.models.layers import block_linears, transformer_blocks
+from compress.pruning.base import (
+    PruneReport,
+    count_to_remove,
+    parameter_count,
+    prune_model,
+    zeros_in,
 )
-from compress.structure import (
+from compress.pruning.surgery import (
     describe_heads_in_config,
     head_count,
     head_size,
@@ -38,129 +27,12 @@ from compress.structure import (
     kv_head_count,
     layout_of,
 )
-
-
-@dataclass(frozen=True)
-class PruneReport:
-    method: str
-    target: float
-    unit: str
-    units_total: int
-    units_removed: int
-    params_before: int
-    params_after: int
-    weights_in_scope: int
-    zeros_in_scope: int
-    structured: bool
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def zero_fraction(self) -> float:
-        return self.zeros_in_scope / self.weights_in_scope if self.weights_in_scope else 0.0
-
-    @property
-    def params_removed_fraction(self) -> float:
-        return 1.0 - self.params_after / self.params_before
-
-    def to_dict(self) -> dict:
-        extra = {"zero_fraction": self.zero_fraction}
-        return asdict(self) | extra | {"params_removed_fraction": self.params_removed_fraction}
-
-
-prune_model = Registry("pruning method")
-
-
-def _params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _zeros(layers: dict[str, nn.Linear]) -> tuple[int, int]:
-    weights = [layer.weight for layer in layers.values()]
-    return sum(w.numel() for w in weights), sum(int((w == 0).sum()) for w in weights)
-
-
-def _count_to_remove(amount: float, total: int, unit: str) -> int:
-    removed = round(amount * total)
-    if removed >= total:
-        most = (total - 0.5) / total
-        raise ConfigError(
-            f"prune={amount} removes {removed} of {total} {unit}; at least one must stay "
-            f"(prune < {most:.3f})"
-        )
-    return removed
-
-
-@prune_model.register(NoPruningConfig)
-def _no_pruning(
-    config: NoPruningConfig, model: nn.Module, amount: float, context: CompressionContext
-) -> PruneReport:
-    params = _params(model)
-    return PruneReport(config.name, 0.0, "weights", 0, 0, params, params,
-                       *_zeros(block_linears(model)), structured=False)  # fmt: skip
-
-
-def _unstructured(
-    config, model: nn.Module, amount: float, method: type[torch_prune.BasePruningMethod]
-) -> PruneReport:
-    layers = linears_in_scope(model, config.scope)
-    params = _params(model)
-    if amount > 0:
-        if config.per_layer:
-            for layer in layers.values():
-                method.apply(layer, "weight", amount=amount)
-        else:
-            targets = [(layer, "weight") for layer in layers.values()]
-            torch_prune.global_unstructured(targets, pruning_method=method, amount=amount)
-        for layer in layers.values():
-            torch_prune.remove(layer, "weight")
-    in_scope, zeros = _zeros(layers)
-    return PruneReport(config.name, amount, "weights", in_scope, zeros, params, params,
-                       in_scope, zeros, structured=False)  # fmt: skip
-
-
-@prune_model.register(MagnitudePruningConfig)
-@torch.no_grad()
-def _magnitude(config, model: nn.Module, amount: float, context: CompressionContext) -> PruneReport:
-    return _unstructured(config, model, amount, torch_prune.L1Unstructured)
-
-
-@prune_model.register(RandomPruningConfig)
-@torch.no_grad()
-def _random(config, model: nn.Module, amount: float, context: CompressionContext) -> PruneReport:
-    torch.manual_seed(config.seed)
-    return _unstructured(config, model, amount, torch_prune.RandomUnstructured)
-
-
-@prune_model.register(SemiStructuredPruningConfig)
-@torch.no_grad()
-def _semi_structured(
-    config: SemiStructuredPruningConfig,
-    model: nn.Module,
-    amount: float,
-    context: CompressionContext,
-) -> PruneReport:
-    pattern = config.zeros / config.group
-    if abs(amount - pattern) > 1e-9:
-        raise ConfigError(
-            f"prune_method={config.name} removes exactly {pattern:g} of the weights; "
-            f"got prune={amount} (use prune={pattern:g})"
-        )
-    layers = linears_in_scope(model, config.scope)
-    for name, layer in layers.items():
-        out_features, in_features = layer.weight.shape
-        if in_features % config.group:
-            raise ValueError(f"{name}: {in_features} inputs are not a multiple of {config.group}")
-        groups = layer.weight.view(out_features, in_features // config.group, config.group)
-        smallest = groups.abs().topk(config.zeros, dim=-1, largest=False).indices
-        groups.scatter_(-1, smallest, 0.0)
-    in_scope, zeros = _zeros(layers)
-    params = _params(model)
-    note = (
-        f"{config.zeros}:{config.group} sparsity runs faster only on GPU sparse tensor cores "
-        "(NVIDIA Ampere or later); on CPU it is stored compactly but computed densely"
-    )
-    return PruneReport(config.name, amount, "weights", in_scope, zeros, params, params,
-                       in_scope, zeros, structured=False, notes=[note])  # fmt: skip
+from compress.schema import (
+    HeadAndNeuronPruningConfig,
+    HeadPruningConfig,
+    LayerPruningConfig,
+    NeuronPruningConfig,
+)
 
 
 def _head_norms(block: nn.Module) -> torch.Tensor:
@@ -248,7 +120,7 @@ def _prune_heads(
     number is rounded to one the groups allow (see :func:`_grouped_keep`)."""
     blocks = list(transformer_blocks(model))
     heads = head_count(blocks[0])
-    removed = _count_to_remove(amount, heads, "attention heads per block")
+    removed = count_to_remove(amount, heads, "attention heads per block")
     if removed:
         if config.importance == "gradient":
             scores = _head_gradients(model, context, config.calibration_batches)
@@ -267,7 +139,7 @@ def _prune_neurons(
     blocks = list(transformer_blocks(model))
     layout = layout_of(blocks[0])
     width = blocks[0].get_submodule(layout.up[0]).out_features
-    removed = _count_to_remove(amount, width, "feed-forward neurons per block")
+    removed = count_to_remove(amount, width, "feed-forward neurons per block")
     if removed:
         with torch.no_grad():
             for block in blocks:
@@ -281,7 +153,7 @@ def _prune_blocks(
     config: LayerPruningConfig, model: nn.Module, amount: float, context: CompressionContext
 ) -> tuple[int, int]:
     total = len(transformer_blocks(model))
-    removed = _count_to_remove(amount, total, "blocks") if amount else 0
+    removed = count_to_remove(amount, total, "blocks") if amount else 0
     keep = range(total - removed) if config.drop == "top" else range(removed, total)
     keep_blocks(model, list(keep))
     return total, removed
@@ -301,10 +173,11 @@ def _structured_handler(unit: str, prune_units: Callable[..., tuple[int, int]]):
     def handler(
         config, model: nn.Module, amount: float, context: CompressionContext
     ) -> PruneReport:
-        params = _params(model)
+        params = parameter_count(model)
         total, removed = prune_units(config, model, amount, context)
-        in_scope, zeros = _zeros(block_linears(model))
-        return PruneReport(config.name, amount, unit, total, removed, params, _params(model),
+        in_scope, zeros = zeros_in(block_linears(model))
+        after = parameter_count(model)
+        return PruneReport(config.name, amount, unit, total, removed, params, after,
                            in_scope, zeros, structured=True)  # fmt: skip
 
     return handler

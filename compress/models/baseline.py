@@ -18,11 +18,13 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from compress import sources
-from compress.artifact import FORMAT_VERSION, TOKENIZER_DIR, load_artifact, save_artifact
-from compress.filelock import exclusive_lock
-from compress.records import write_json_atomic
+from compress.backends import load_artifact
+from compress.backends.torch.artifact import save_artifact
+from compress.infra.filelock import exclusive_lock
+from compress.infra.records import write_json_atomic
+from compress.models import sources
 from compress.schema import ModelConfig
+from compress.storage.artifact import FORMAT_VERSION, TOKENIZER_DIR
 
 log = logging.getLogger(__name__)
 

@@ -11,91 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from compress.context import CompressionContext
+from compress.infra.context import CompressionContext
 from compress.pruning import PruneReport, prune_model
-from compress.quantization import prepare_for_training
-from compress.registry import Registry
-from compress.schema import (
-    Config,
-    DistillRecoveryConfig,
-    FinetuneRecoveryConfig,
-    IterativeScheduleConfig,
-    NoRecoveryConfig,
-    OneShotScheduleConfig,
-)
-from compress.training import Batch, LossFn, model_loss, train_steps
-
-
-def distillation_loss(
-    student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor,
-    labels: torch.Tensor,
-    alpha: float,
-    temperature: float,
-) -> torch.Tensor:
-    """alpha * CE(student, labels) + (1 - alpha) * T^2 * KL(teacher_T || student_T)
-    (Hinton et al. 2015; T^2 keeps the soft term's gradients at the scale of the hard one).
-
-    Language-model logits (batch, sequence, vocabulary) are scored as next-token predictions:
-    position t predicts label t + 1, every position counts as one example."""
-    if student_logits.dim() == 3:
-        student_logits = student_logits[:, :-1].flatten(0, 1)
-        teacher_logits = teacher_logits[:, :-1].flatten(0, 1)
-        labels = labels[:, 1:].flatten()
-    hard = F.cross_entropy(student_logits, labels)
-    soft = F.kl_div(
-        F.log_softmax(student_logits / temperature, dim=-1),
-        F.softmax(teacher_logits / temperature, dim=-1),
-        reduction="batchmean",
-    )
-    return alpha * hard + (1 - alpha) * temperature**2 * soft
-
-
-recovery_loss = Registry("recovery method")
-
-
-@recovery_loss.register(FinetuneRecoveryConfig)
-def _finetune(config: FinetuneRecoveryConfig, teacher: nn.Module) -> LossFn:
-    return model_loss
-
-
-@recovery_loss.register(DistillRecoveryConfig)
-def _distill(config: DistillRecoveryConfig, teacher: nn.Module) -> LossFn:
-    def loss(student: nn.Module, batch: Batch) -> torch.Tensor:
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
-        with torch.no_grad():
-            teacher_logits = teacher(**inputs).logits
-        student_logits = student(**inputs).logits
-        return distillation_loss(student_logits, teacher_logits, batch["labels"],
-                                 config.alpha, config.temperature)  # fmt: skip
-
-    return loss
-
-
-# The cumulative pruned fraction reached after a share ``f`` of the steps, as a share of the
-# target.
-CURVES: dict[str, Callable[[float], float]] = {
-    "cubic": lambda f: 1 - (1 - f) ** 3,
-    "linear": lambda f: f,
-}
-
-# ``schedule_amounts(schedule, target)``: the cumulative fraction pruned after each step.
-schedule_amounts = Registry("pruning schedule")
-
-
-@schedule_amounts.register(OneShotScheduleConfig)
-def _oneshot(schedule: OneShotScheduleConfig, target: float) -> list[float]:
-    return [target]
-
-
-@schedule_amounts.register(IterativeScheduleConfig)
-def _iterative(schedule: IterativeScheduleConfig, target: float) -> list[float]:
-    curve = CURVES[schedule.curve]
-    return [target * curve(i / schedule.steps) for i in range(1, schedule.steps + 1)]
+from compress.pruning.schedules import schedule_amounts
+from compress.quantization.qat import prepare_for_training
+from compress.recovery.losses import recovery_loss
+from compress.recovery.training import LossFn, train_steps
+from compress.schema import Config, FinetuneRecoveryConfig, NoRecoveryConfig
 
 
 def _stored_weight(module: nn.Linear) -> torch.Tensor:

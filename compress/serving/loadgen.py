@@ -7,7 +7,7 @@ hide waiting either (``lag_ms`` says by how much it fell behind). A run is bound
 request count and a duration, and waits at most ``drain_timeout_s`` for the last answers:
 it always stops by itself.
 
-``python -m compress.loadgen http://127.0.0.1:8000/predict --rate 20 --requests 500``
+``python -m compress.serving.loadgen http://127.0.0.1:8000/predict --rate 20 --requests 500``
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def summarise(results: Sequence[RequestResult]) -> dict:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m compress.loadgen", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m compress.serving.loadgen", description=__doc__)
     parser.add_argument("url", help="e.g. http://127.0.0.1:8000/predict")
     parser.add_argument("--rate", type=float, required=True, help="mean requests per second")
     parser.add_argument("--requests", type=int, default=1000, help="at most this many")

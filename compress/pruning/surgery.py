@@ -16,7 +16,7 @@ import torch
 from huggingface_hub.errors import StrictDataclassError
 from torch import nn
 
-from compress.layers import transformer_blocks
+from compress.models.layers import transformer_blocks
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from compress.infra.registry import Registry
+from compress.schema import Int8QATConfig, QuantConfig
+
 
 class _FakeQuantWeight(nn.Module):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
@@ -45,3 +48,17 @@ def remove_fake_quantization(model: nn.Module) -> None:
             handle.remove()
             del module._compress_fake_quant
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
+
+
+# What a level does to the float model before recovery training (only QAT does anything).
+prepare_for_training = Registry("quantization level")
+
+
+@prepare_for_training.register(QuantConfig)
+def _no_preparation(config: QuantConfig, model: nn.Module) -> None:
+    return None
+
+
+@prepare_for_training.register(Int8QATConfig)
+def _fake_quantize(config: Int8QATConfig, model: nn.Module) -> None:
+    add_fake_quantization(model)

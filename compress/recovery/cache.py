@@ -17,13 +17,14 @@ from pathlib import Path
 
 from torch import nn
 
-from compress.artifact import load_artifact, save_artifact
-from compress.baseline import Baseline
-from compress.context import CompressionContext
-from compress.filelock import exclusive_lock
-from compress.qat import remove_fake_quantization
-from compress.records import write_json_atomic
-from compress.recovery import prune_and_recover
+from compress.backends import load_artifact
+from compress.backends.torch.artifact import save_artifact
+from compress.infra.context import CompressionContext
+from compress.infra.filelock import exclusive_lock
+from compress.infra.records import write_json_atomic
+from compress.models.baseline import Baseline
+from compress.quantization.qat import remove_fake_quantization
+from compress.recovery.recipe import prune_and_recover
 from compress.schema import Config, Int8QATConfig, NoRecoveryConfig
 
 
@@ -47,7 +48,7 @@ def _train(config: Config, baseline: Baseline, teacher: nn.Module, train_batches
     return model, report.to_dict(), training
 
 
-def pruned_and_recovered(
+def load_or_recover(
     config: Config,
     baseline: Baseline,
     teacher: nn.Module,

@@ -9,18 +9,18 @@ know (such as a dtype this CPU has no arithmetic units for).
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 from torch.ao.nn import quantized
 from torch.ao.quantization import get_default_qconfig
 
-from compress.context import CompressionContext
-from compress.env_info import cpu_flags
-from compress.qat import add_fake_quantization, remove_fake_quantization
-from compress.qmodules import Int8Embedding, StaticInt8Linear
-from compress.registry import Registry
+from compress.backends.torch.modules import Int8Embedding, StaticInt8Linear
+from compress.infra.context import CompressionContext
+from compress.infra.environment import cpu_flags
+from compress.infra.registry import Registry
+from compress.quantization.qat import remove_fake_quantization
+from compress.quantization.report import QuantReport
 from compress.schema import (
     BFloat16Config,
     Float16Config,
@@ -28,35 +28,9 @@ from compress.schema import (
     Int8DynamicConfig,
     Int8QATConfig,
     Int8StaticConfig,
-    QuantConfig,
 )
 
-
-@dataclass(frozen=True)
-class QuantReport:
-    level: str
-    weight_dtype: str
-    layers_quantized: int
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 quantize_ = Registry("quantization level")
-# What a level does to the float model before recovery training (only QAT does anything).
-prepare_for_training = Registry("quantization level")
-
-
-@prepare_for_training.register(QuantConfig)
-def _no_preparation(config: QuantConfig, model: nn.Module) -> None:
-    return None
-
-
-@prepare_for_training.register(Int8QATConfig)
-def _fake_quantize(config: Int8QATConfig, model: nn.Module) -> None:
-    add_fake_quantization(model)
-
 
 # CPU features that give a dtype native arithmetic; without them torch converts on the fly.
 _NATIVE = {
@@ -121,7 +95,8 @@ def _conv1d_notes(converted: int) -> list[str]:
 
 @quantize_.register(Int8QATConfig)
 def _int8_qat(config: Int8QATConfig, model: nn.Module, context: CompressionContext) -> QuantReport:
-    """Conversion after quantization-aware training (see compress.qat): real dynamic int8."""
+    """Conversion after quantization-aware training (:mod:`compress.quantization.qat`): real
+    dynamic int8."""
     remove_fake_quantization(model)
     report = _int8_dynamic(Int8DynamicConfig(), model, context)
     note = "int8 weights trained under fake quantization (QAT), then converted to dynamic int8"

@@ -20,7 +20,7 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
-from compress.filelock import exclusive_lock
+from compress.infra.filelock import exclusive_lock
 
 # Written next to weights converted from another format: how they were converted.
 SOURCE_NOTE = "compress_source.json"
