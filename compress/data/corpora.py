@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from compress.schema import Corpus
+
 
 class CorpusError(ValueError):
     """A corpus is unknown or not installed; the message names what to install."""
@@ -68,13 +70,10 @@ def _wikitext2() -> LMText:
     return LMText(eval=split("test"), calibration=split("train"))
 
 
-CORPORA: dict[str, Callable[[], LMText]] = {"wikipedia": _wikipedia, "wikitext2": _wikitext2}
-
-
-def corpus_loader(corpus: str) -> Callable[[], LMText]:
-    if corpus not in CORPORA:
-        raise CorpusError(f"task.corpus={corpus} is unknown; accepted: {', '.join(CORPORA)}")
-    return CORPORA[corpus]
+CORPORA: dict[Corpus, Callable[[], LMText]] = {
+    Corpus.wikipedia: _wikipedia,
+    Corpus.wikitext2: _wikitext2,
+}
 
 
 @cache

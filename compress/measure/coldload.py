@@ -15,7 +15,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from compress.schema import LOAD_METHODS
+from compress.schema import LoadMethod
 
 _START = time.perf_counter()
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--method", default="zero_copy", choices=LOAD_METHODS)
+    parser.add_argument("--method", default="zero_copy", choices=[m.value for m in LoadMethod])
     args = parser.parse_args(argv)
     measured = _measure(args.folder, args.batch_size, args.seq_len, args.threads, args.method)
     print(json.dumps(measured))

@@ -6,6 +6,8 @@ import re
 
 from torch import nn
 
+from compress.schema import Scope
+
 
 def transformer_blocks(model: nn.Module) -> nn.ModuleList:
     """The repeated blocks (BERT ``encoder.layer``, Llama ``layers``, GPT-2 ``h``): the longest
@@ -38,13 +40,13 @@ def is_attention(name: str) -> bool:
     return bool(_ATTENTION.search(name))
 
 
-def linears_in_scope(model: nn.Module, scope: str) -> dict[str, nn.Linear]:
+def linears_in_scope(model: nn.Module, scope: Scope) -> dict[str, nn.Linear]:
     """The Linear layers an unstructured method may prune (see ``UnstructuredPruningConfig``)."""
-    if scope == "all":
+    if scope == Scope.all:
         return {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
     layers = block_linears(model)
-    if scope == "attention":
+    if scope == Scope.attention:
         return {n: m for n, m in layers.items() if is_attention(n)}
-    if scope == "ffn":
+    if scope == Scope.ffn:
         return {n: m for n, m in layers.items() if not is_attention(n)}
     return layers

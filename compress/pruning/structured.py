@@ -28,7 +28,9 @@ from compress.pruning.surgery import (
     layout_of,
 )
 from compress.schema import (
+    DroppedBlocks,
     HeadAndNeuronPruningConfig,
+    HeadImportance,
     HeadPruningConfig,
     LayerPruningConfig,
     NeuronPruningConfig,
@@ -122,7 +124,7 @@ def _prune_heads(
     heads = head_count(blocks[0])
     removed = count_to_remove(amount, heads, "attention heads per block")
     if removed:
-        if config.importance == "gradient":
+        if config.importance == HeadImportance.gradient:
             scores = _head_gradients(model, context, config.calibration_batches)
         else:
             scores = [_head_norms(block) for block in blocks]
@@ -154,7 +156,7 @@ def _prune_blocks(
 ) -> tuple[int, int]:
     total = len(transformer_blocks(model))
     removed = count_to_remove(amount, total, "blocks") if amount else 0
-    keep = range(total - removed) if config.drop == "top" else range(removed, total)
+    keep = range(total - removed) if config.drop == DroppedBlocks.top else range(removed, total)
     keep_blocks(model, list(keep))
     return total, removed
 

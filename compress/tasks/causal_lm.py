@@ -22,7 +22,7 @@ from compress.measure.decoding import (
     timed_generate,
 )
 from compress.models.sources import source_note
-from compress.schema import BenchConfig, CausalLMTaskConfig
+from compress.schema import BenchConfig, CausalLMTaskConfig, Decoding
 
 Inputs = dict[str, torch.Tensor]
 
@@ -200,4 +200,7 @@ class CausalLMTask:
         return speeds
 
 
-_DECODINGS = {"standard": CausalLMTask._standard, "speculative": CausalLMTask._speculative}
+_DECODINGS = {
+    Decoding.standard: CausalLMTask._standard,
+    Decoding.speculative: CausalLMTask._speculative,
+}

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from compress.data.corpora import LMText, corpus_loader
+from compress.data.corpora import CORPORA, LMText
 from compress.measure.perplexity import perplexity
 from compress.schema import LanguageModelingTaskConfig
 from compress.tasks.base import build_task
@@ -19,7 +19,7 @@ from compress.tasks.causal_lm import CausalLMTask, token_ids
 class LanguageModelingTask(CausalLMTask):
     def __init__(self, config: LanguageModelingTaskConfig) -> None:
         self.config = config
-        self._load_text = corpus_loader(config.corpus)
+        self._load_text = CORPORA[config.corpus]
 
     @cached_property
     def text(self) -> LMText:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra.errors import ConfigCompositionException, MissingConfigException
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 
 from compress import schema
 from compress.schema import ConfigError
@@ -117,3 +119,88 @@ def test_wrong_type_fails_at_composition(compose_config):
     with pytest.raises(ConfigCompositionException, match="prune=half") as caught:
         compose_config(["prune=half"])
     assert "could not be converted to Float" in str(caught.value.__cause__)
+
+
+CHOICES = [
+    ("prune_method.scope=foo", [], "blocks, attention, ffn, all"),
+    ("prune_method.importance=foo", ["prune_method=heads"], "weight_norm, gradient"),
+    ("prune_method.drop=foo", ["prune_method=layers"], "top, bottom"),
+    ("schedule.curve=foo", ["schedule=iterative"], "cubic, linear"),
+    ("task.decoding=foo", ["task=lm"], "standard, speculative"),
+    ("task.corpus=foo", ["task=lm"], "wikipedia, wikitext2"),
+    ("bench.load_method=foo", [], "zero_copy, read, from_pretrained"),
+]
+
+
+@pytest.mark.parametrize(("override", "partners", "accepted"), CHOICES)
+def test_a_bad_choice_fails_at_composition_naming_the_accepted_ones(
+    compose_config, override, partners, accepted
+):
+    with pytest.raises(ConfigCompositionException) as caught:
+        compose_config([*partners, override])
+    assert f"Invalid value 'foo', expected one of [{accepted}]" in str(caught.value.__cause__)
+
+
+def test_a_bad_choice_is_refused_before_torch_is_imported():
+    script = (
+        "import sys\n"
+        "from hydra import compose, initialize_config_dir\n"
+        "from compress.schema import CONF_DIR, register_configs\n"
+        "register_configs()\n"
+        "try:\n"
+        "    with initialize_config_dir(str(CONF_DIR), version_base='1.3'):\n"
+        "        compose('config', overrides=['prune_method.scope=foo'])\n"
+        "except Exception as error:\n"
+        "    print(type(error).__name__, 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.stdout.split() == ["ConfigCompositionException", "False"], result.stderr
+
+
+def _schema_defaults(schema: type) -> dict:
+    """Every field's default, nested dataclasses as dicts; fields without one are left out."""
+    defaults = {}
+    for spec in dataclasses.fields(schema):
+        if spec.default_factory is not dataclasses.MISSING:
+            value = spec.default_factory()
+            defaults[spec.name] = (
+                _schema_defaults(type(value)) if dataclasses.is_dataclass(value) else value
+            )
+        elif spec.default is not dataclasses.MISSING and spec.default is not MISSING:
+            defaults[spec.name] = spec.default
+    return defaults
+
+
+def _restated(values: dict, defaults: dict, prefix: str = "") -> list[str]:
+    restated = []
+    for key, value in values.items():
+        default = defaults.get(key, dataclasses.MISSING)
+        if isinstance(value, dict) and isinstance(default, dict):
+            restated += _restated(value, default, f"{prefix}{key}.")
+        elif value == default:
+            restated.append(f"{prefix}{key}: {value}")
+    return restated
+
+
+def _yaml_schema(path: Path, values: dict) -> type | None:
+    """The schema a YAML option starts from (``/schema/<group>/<name>@_here_``)."""
+    if path == CONF_DIR / "config.yaml":
+        return schema.Config
+    for entry in values.get("defaults", []):
+        match = re.fullmatch(r"/schema/(\w+)/(\w+)@_here_", str(entry))
+        if match:
+            return schema.SCHEMAS[match[1]][match[2]]
+    return None
+
+
+SCHEMA_YAMLS = sorted(p for p in CONF_DIR.rglob("*.yaml") if "hydra" not in p.parts)
+
+
+@pytest.mark.parametrize("path", SCHEMA_YAMLS, ids=lambda p: str(p.relative_to(CONF_DIR)))
+def test_no_yaml_restates_a_schema_default(path: Path):
+    values = yaml.safe_load(path.read_text()) or {}
+    schema_type = _yaml_schema(path, values)
+    if schema_type is None:  # model options: name and path have no default to restate
+        schema_type = schema.ModelConfig
+    values.pop("defaults", None)
+    assert _restated(values, _schema_defaults(schema_type)) == []
