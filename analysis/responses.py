@@ -7,14 +7,17 @@ from collections.abc import Collection
 import pandas as pd
 
 from analysis import AnalysisError
+from compress.schema import SCHEMAS, QualityMetric
 
 QUALITY = "compressed.quality."
 LATENCY = "compressed.speed.p50_ms"
 SIZE = "compressed.size.disk_bytes"
 SHORTHANDS = {"latency": LATENCY, "size": SIZE}
 LABELS = {LATENCY: "latency p50 (ms)", SIZE: "size on disk (bytes)"}
-DEFAULT_QUALITY = ("accuracy", "perplexity")
-LOWER_IS_BETTER = ("perplexity", "loss")  # quality metrics; every other one is a score
+# What every task declares it reports (compress.schema), by metric name; headline first.
+_TASKS = SCHEMAS["task"].values()
+METRICS: dict[str, QualityMetric] = {m.name: m for t in _TASKS for m in t.QUALITY_METRICS}
+DEFAULT_QUALITY = tuple(dict.fromkeys(t.QUALITY_METRICS[0].name for t in _TASKS))
 
 
 def resolve(name: str, columns: Collection[str]) -> str:
@@ -40,8 +43,18 @@ def label(column: str) -> str:
     return LABELS.get(column, column.removeprefix(QUALITY))
 
 
+def _metric_of(column: str) -> QualityMetric | None:
+    """The declared metric a column holds, derived figures included (``perplexity_vs_baseline``
+    is a perplexity)."""
+    name = column.rpartition(".")[2]
+    found = [m for m in METRICS.values() if name == m.name or name.startswith(f"{m.name}_")]
+    return max(found, key=lambda m: len(m.name), default=None)
+
+
 def higher_is_better(column: str) -> bool:
-    return not any(word in column for word in LOWER_IS_BETTER)
+    """Scores are better high; what a task declares lower-is-better (perplexity) is not."""
+    metric = _metric_of(column)
+    return metric.higher_is_better if metric else True
 
 
 def baseline_column(column: str) -> str:

@@ -31,9 +31,10 @@ from compress.measure.coldload import measure_cold_load
 from compress.measure.size import size_stats
 from compress.models.baseline import Baseline, ensure_baseline
 from compress.recovery.cache import load_or_recover
-from compress.schema import Config, NoPruningConfig
+from compress.schema import Config, NoPruningConfig, QualityMetric
 from compress.storage.artifact import TOKENIZER_DIR, disk_bytes
 from compress.tasks import build_task
+from compress.tasks.base import Task, quality_metrics
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def _ratio(new: float | None, old: float | None) -> float | None:
     return new / old if new is not None and old else None
 
 
-def _ratios(baseline: dict, compressed: dict) -> dict:
+def _ratios(baseline: dict, compressed: dict, metrics: tuple[QualityMetric, ...]) -> dict:
     ratios = {
         "disk_bytes": _ratio(compressed["size"]["disk_bytes"], baseline["size"]["disk_bytes"]),
         "weight_bytes": _ratio(
@@ -87,13 +88,11 @@ def _ratios(baseline: dict, compressed: dict) -> dict:
     for key in ("load_s", "peak_rss_bytes"):
         old, new = baseline["speed"].get("cold_load", {}), compressed["speed"].get("cold_load", {})
         ratios[f"cold_{key}"] = _ratio(new.get(key), old.get(key))
-    for key in ("accuracy", "f1", "roc_auc", "bleu", "rougeL"):
-        if baseline["quality"].get(key) is not None:
-            ratios[f"{key}_delta"] = compressed["quality"][key] - baseline["quality"][key]
-    if baseline["quality"].get("perplexity") is not None:
-        ratios["perplexity"] = _ratio(
-            compressed["quality"]["perplexity"], baseline["quality"]["perplexity"]
-        )
+    for metric in metrics:
+        if baseline["quality"].get(metric.name) is not None:
+            ratios[metric.ratio_key] = metric.compare(
+                compressed["quality"].get(metric.name), baseline["quality"][metric.name]
+            )
     return ratios
 
 
@@ -136,16 +135,15 @@ def _environment(threads: int) -> dict:
 
 
 def _compress(
-    config: Config, baseline: Baseline, teacher: torch.nn.Module, task, tokenizer,
+    config: Config, baseline: Baseline, teacher: torch.nn.Module, task: Task, tokenizer,
     artifact_dir: Path,
 ) -> tuple[CompressedModel, dict]:  # fmt: skip
     """Prune (and recover), then quantize for the backend, then save: the order every recipe
     follows."""
     start = time.perf_counter()
     context = CompressionContext(calibration=partial(task.calibration_batches, tokenizer))
-    train_batches = getattr(task, "train_batches", None)
     model, prune_report, training = load_or_recover(
-        config, baseline, teacher, train_batches and partial(train_batches, tokenizer), context,
+        config, baseline, teacher, partial(task.train_batches, tokenizer), context,
         Path(config.paths.cache_dir).expanduser(),
     )  # fmt: skip
     compressed = compress_on(config.backend, model, config.quant, context, artifact_dir)
@@ -159,7 +157,7 @@ def _compress(
     return compressed, report
 
 
-def _measure(config: Config, task, models: dict, tokenizer, threads: int) -> dict[str, dict]:
+def _measure(config: Config, task: Task, models: dict, tokenizer, threads: int) -> dict[str, dict]:
     """Speed of each ``(model, folder, size)``; timed with the models interleaved."""
     bench = config.bench
     runners = {name: model for name, (model, _, _) in models.items()}
@@ -207,7 +205,7 @@ def _compress_and_measure(config: Config, output_dir: Path) -> dict:
         "environment": environment,
         "compression": compression,
         **measured,
-        "ratios": _ratios(measured["baseline"], measured["compressed"]),
+        "ratios": _ratios(measured["baseline"], measured["compressed"], quality_metrics(task)),
         "notes": _notes(config, compression, baseline, load_average, threads),
         "timing": {"overhead_s": overhead_s},
     }

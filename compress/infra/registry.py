@@ -26,6 +26,11 @@ class Registry:
 
         return decorate
 
+    @property
+    def registered(self) -> frozenset[type]:
+        """The config types that have a handler of their own."""
+        return frozenset(self._handlers)
+
     def handler_for(self, config: object) -> Callable[..., Any]:
         for klass in type(config).__mro__:
             if klass in self._handlers:

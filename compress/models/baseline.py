@@ -15,6 +15,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
@@ -25,6 +26,9 @@ from compress.infra.records import write_json_atomic
 from compress.models import sources
 from compress.schema import ModelConfig
 from compress.storage.artifact import FORMAT_VERSION, TOKENIZER_DIR
+
+if TYPE_CHECKING:
+    from compress.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,7 @@ class Baseline:
         return AutoTokenizer.from_pretrained(str(self.model_dir / TOKENIZER_DIR))
 
 
-def baseline_key(model: ModelConfig, task) -> str:
+def baseline_key(model: ModelConfig, task: Task) -> str:
     material = {
         "format": BASELINE_FORMAT,
         "artifact_format": FORMAT_VERSION,
@@ -58,7 +62,7 @@ def baseline_key(model: ModelConfig, task) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _build(model_config: ModelConfig, task, cache_dir: Path, folder: Path) -> None:
+def _build(model_config: ModelConfig, task: Task, cache_dir: Path, folder: Path) -> None:
     pretrained = sources.resolve(model_config.name_or_path, cache_dir)
     log.info(
         "training the baseline %s on %s (cached in %s)", model_config.name, task.config.name, folder
@@ -78,7 +82,7 @@ def _build(model_config: ModelConfig, task, cache_dir: Path, folder: Path) -> No
     write_json_atomic(folder / "baseline.json", info)
 
 
-def ensure_baseline(model_config: ModelConfig, task, cache_dir: Path) -> Baseline:
+def ensure_baseline(model_config: ModelConfig, task: Task, cache_dir: Path) -> Baseline:
     """The cached baseline for this model and task, trained first if it is not cached yet."""
     root = Path(cache_dir) / "baselines"
     name = f"{model_config.name}-{task.config.name}-{baseline_key(model_config, task)}"

@@ -1,7 +1,64 @@
-"""What a task is to the rest of the tool, and the registry that builds one from its config."""
+"""What a task is to the rest of the tool, and the registry that builds one from its config.
+
+A task owns its data: it fine-tunes the baseline (or takes the pretrained model as it is),
+feeds calibration and training batches to compression methods, evaluates quality on its
+held-out split, and times the models the way its use is timed (a forward pass, or decoding).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
 from compress.infra.registry import Registry
+from compress.schema import BenchConfig, QualityMetric, TaskConfig
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    Batch = dict[str, torch.Tensor]
 
 build_task = Registry("task")
+
+
+class Task(Protocol):
+    """The members that the job and the baseline cache use."""
+
+    config: TaskConfig
+
+    def key_material(self) -> dict:
+        """Everything that changes the baseline (its cache key covers it)."""
+
+    def train_baseline(self, pretrained: str) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
+        """The uncompressed model, its tokenizer, and what training it cost."""
+
+    def evaluate(
+        self, model: Any, tokenizer: PreTrainedTokenizerBase, reference: dict | None = None
+    ) -> tuple[dict, dict]:
+        """Quality on the held-out split, and the raw outputs (a later model's reference)."""
+
+    def calibration_batches(
+        self, tokenizer: PreTrainedTokenizerBase, count: int
+    ) -> Iterator[Batch]:
+        """Up to ``count`` labelled batches that are never scored."""
+
+    def train_batches(
+        self, tokenizer: PreTrainedTokenizerBase, batch_size: int, seed: int
+    ) -> Iterator[Batch]:
+        """Endless labelled batches for recovery training, reshuffled every epoch."""
+
+    def measure_speed(
+        self,
+        models: dict[str, Any],
+        tokenizer: PreTrainedTokenizerBase,
+        batch_size: int,
+        bench: BenchConfig,
+    ) -> dict[str, dict]:
+        """Speed of every model, timed interleaved, by the name it was given."""
+
+
+def quality_metrics(task: Task) -> tuple[QualityMetric, ...]:
+    """What ``task`` reports, headline first, declared on its config."""
+    return type(task.config).QUALITY_METRICS

@@ -43,6 +43,8 @@ def test_defaults_are_accuracy_or_perplexity_then_latency_and_size():
 def test_perplexity_is_lower_is_better_and_drops_relatively():
     assert not higher_is_better("compressed.quality.perplexity")
     assert higher_is_better("compressed.quality.roc_auc")
+    assert not higher_is_better("compressed.quality.perplexity_vs_baseline")
+    assert higher_is_better("compressed.quality.bleu_vs_baseline")
     frame = pd.DataFrame(
         {"compressed.quality.perplexity": [22.0], "baseline.quality.perplexity": [20.0],
          "compressed.quality.f1": [0.7], "baseline.quality.f1": [0.75]}
