@@ -61,8 +61,10 @@ def test_every_option_composes_from_another_folder(installed_python, tmp_path, g
         "register_configs()\n"
         "with initialize_config_dir(str(CONF_DIR), version_base='1.3'):\n"
         "    for option in sys.argv[2:]:\n"
-        "        cfg = compose('config', overrides=[f'{sys.argv[1]}={option}'])\n"
-        "        print(cfg[sys.argv[1]].get('name', option))\n"
+        "        key = sys.argv[1]\n"
+        "        override = f'+{key}={option}' if key == 'experiment' else f'{key}={option}'\n"
+        "        cfg = compose('config', overrides=[override])\n"
+        "        print(option)\n"
     )
     result = _run(installed_python, tmp_path, "-c", script, group, *options)
     assert result.returncode == 0, result.stderr
