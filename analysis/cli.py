@@ -39,22 +39,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="output folder (default: the first RUN_DIR/analysis)",
     )
-    parser.add_argument(
-        "--response",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="NAME",
-        help="responses to analyse (default: accuracy or perplexity, latency, size)",
-    )
-    parser.add_argument(
-        "--log",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="NAME",
-        help="log-transform these responses (latency and size usually want it)",
-    )
+    for flag, purpose in (
+        ("--response", "responses to analyse (default: accuracy or perplexity, latency, size)"),
+        ("--log", "log-transform these responses (latency and size usually want it)"),
+    ):
+        parser.add_argument(
+            flag, nargs="+", action="extend", default=[], metavar="NAME", help=purpose
+        )
     parser.add_argument(
         "--typ",
         type=int,

@@ -117,12 +117,14 @@ class SentimentTaskConfig(TaskConfig):
     QUALITY_METRICS: ClassVar[tuple[QualityMetric, ...]] = (
         QualityMetric("accuracy"), QualityMetric("f1"), QualityMetric("roc_auc"),
     )  # fmt: skip
+    # rows of each split, drawn by ``split_seed`` (held out first: it never changes)
     train_size: int = 4000
     eval_size: int = 1000
     calibration_size: int = 256
+    split_seed: int = 0
+    # tokens per snippet at training and evaluation
     max_length: int = 64
     eval_batch_size: int = 64
-    split_seed: int = 0
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def __post_init__(self) -> None:
@@ -211,8 +213,9 @@ class GenerationTaskConfig(CausalLMTaskConfig):
 
     name: str = "generation"
     QUALITY_METRICS: ClassVar[tuple[QualityMetric, ...]] = (
-        QualityMetric("bleu"), QualityMetric("rougeL"),
-    )  # fmt: skip
+        QualityMetric("bleu"),
+        QualityMetric("rougeL"),
+    )
     num_prompts: int = 48
     max_new_tokens: int = 32
     eval_batch_size: int = 8
@@ -233,6 +236,8 @@ class GenerationTaskConfig(CausalLMTaskConfig):
 
 @dataclass
 class PruneMethodConfig:
+    """How weights are chosen and removed; ``prune`` says how many."""
+
     name: str = MISSING
 
 
@@ -342,21 +347,31 @@ class LayerPruningConfig(PruneMethodConfig):
 
 @dataclass
 class QuantConfig:
+    """A quantization level; a backend lists the levels it runs in ``SUPPORTED``."""
+
     name: str = MISSING
 
 
 @dataclass
 class Float32Config(QuantConfig):
+    """Weights and activations stay float32: the uncompressed reference level."""
+
     name: str = "fp32"
 
 
 @dataclass
 class Float16Config(QuantConfig):
+    """Half precision weights and activations: fast only on CPUs with fp16 arithmetic
+    (avx512_fp16, amx_fp16); elsewhere converted on the fly (the record notes it)."""
+
     name: str = "fp16"
 
 
 @dataclass
 class BFloat16Config(QuantConfig):
+    """bfloat16 weights and activations: fast on CPUs with avx512_bf16 or amx_bf16;
+    elsewhere converted on the fly (the record notes it)."""
+
     name: str = "bf16"
 
 
@@ -415,6 +430,8 @@ class Int8QATConfig(QuantConfig):
 
 @dataclass
 class RecoveryConfig:
+    """Training after pruning that wins back quality."""
+
     name: str = MISSING
 
 
@@ -464,7 +481,7 @@ class ScheduleCurve(StrEnum):
 
 @dataclass
 class ScheduleConfig:
-    name: str = MISSING
+    name: str = MISSING  # how the target fraction ``prune`` is reached
 
 
 @dataclass
@@ -495,8 +512,8 @@ class BackendConfig:
     """Which runtime executes the compressed model. ``SUPPORTED`` lists the quantization
     levels it has kernels for; any other level is refused before the job starts."""
 
-    name: str = MISSING
     SUPPORTED: ClassVar[tuple[type, ...]] = ()
+    name: str = MISSING
 
 
 @dataclass

@@ -41,38 +41,27 @@ class BlockLayout:
     head_config: tuple[str, str, str] | None = None
 
 
+# fmt: off
 LAYOUTS: dict[str, BlockLayout] = {
     "BertLayer": BlockLayout(
-        attention="attention.self",
-        query="attention.self.query",
-        key="attention.self.key",
-        value="attention.self.value",
-        output="attention.output.dense",
-        up=("intermediate.dense",),
-        down="output.dense",
+        attention="attention.self", query="attention.self.query", key="attention.self.key",
+        value="attention.self.value", output="attention.output.dense",
+        up=("intermediate.dense",), down="output.dense",
     ),
     "MPNetLayer": BlockLayout(
-        attention="attention.attn",
-        query="attention.attn.q",
-        key="attention.attn.k",
-        value="attention.attn.v",
-        output="attention.attn.o",
-        up=("intermediate.dense",),
-        down="output.dense",
-        head_bias_kwarg="position_bias",
+        attention="attention.attn", query="attention.attn.q", key="attention.attn.k",
+        value="attention.attn.v", output="attention.attn.o",
+        up=("intermediate.dense",), down="output.dense", head_bias_kwarg="position_bias",
     ),
     # grouped KV heads: query head h reads key/value head h // (query heads / KV heads)
     "LlamaDecoderLayer": BlockLayout(
-        attention="self_attn",
-        query="self_attn.q_proj",
-        key="self_attn.k_proj",
-        value="self_attn.v_proj",
-        output="self_attn.o_proj",
-        up=("mlp.gate_proj", "mlp.up_proj"),
-        down="mlp.down_proj",
+        attention="self_attn", query="self_attn.q_proj", key="self_attn.k_proj",
+        value="self_attn.v_proj", output="self_attn.o_proj",
+        up=("mlp.gate_proj", "mlp.up_proj"), down="mlp.down_proj",
         head_config=("num_attention_heads", "num_key_value_heads", "head_dim"),
     ),
 }
+# fmt: on
 
 
 def layout_of(block: nn.Module) -> BlockLayout:

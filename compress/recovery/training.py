@@ -22,6 +22,25 @@ def model_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     return model(**batch).loss
 
 
+def _optimizer(model: nn.Module, config: OptimizerConfig, steps: int) -> tuple:
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+    )
+    warmup = math.ceil(config.warmup_ratio * steps)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, steps)
+
+
+def _step(model: nn.Module, batch: Batch, loss_fn: LossFn, optimizer, schedule) -> float:
+    loss = loss_fn(model, batch)
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
 def train_steps(
     model: nn.Module,
     batches: Iterator[Batch],
@@ -36,14 +55,7 @@ def train_steps(
     ``after_step`` runs after every optimizer step (recovery uses it to keep pruned weights at
     zero). Returns what training cost: steps, samples seen, seconds, last smoothed loss.
     """
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=optimizer_config.learning_rate,
-        weight_decay=optimizer_config.weight_decay,
-    )
-    schedule = get_linear_schedule_with_warmup(
-        optimizer, math.ceil(optimizer_config.warmup_ratio * steps), steps
-    )
+    optimizer, schedule = _optimizer(model, optimizer_config, steps)
     torch.manual_seed(optimizer_config.seed)
     model.train()
     start = time.perf_counter()
@@ -51,15 +63,10 @@ def train_steps(
     smoothed = float("nan")
     with tqdm(total=steps, desc=description, leave=False, mininterval=2) as progress:
         for _, batch in zip(range(steps), batches, strict=False):
-            loss = loss_fn(model, batch)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
+            value = _step(model, batch, loss_fn, optimizer, schedule)
             if after_step is not None:
                 after_step()
             samples += len(next(iter(batch.values())))
-            value = float(loss.detach())
             smoothed = value if math.isnan(smoothed) else 0.9 * smoothed + 0.1 * value
             progress.update(1)
             progress.set_postfix(loss=f"{smoothed:.3f}")

@@ -102,16 +102,51 @@ class AppTiming:
         await self.app(scope, receive, timed_send)
 
 
+class ModelService:
+    """The model behind the routes: at most ``workers`` model calls run at once, the others
+    wait; ``in_flight`` counts both."""
+
+    def __init__(self, predictor: Predictor, workers: int) -> None:
+        self.predictor = predictor
+        self.workers = workers
+        self.in_flight = 0
+        self.slots: asyncio.Semaphore | None = None
+
+    def start(self) -> None:
+        self.slots = asyncio.Semaphore(self.workers)  # bound to the server's event loop
+
+    def health(self) -> dict:
+        return {
+            "status": "ok",
+            "architecture": type(self.predictor.model).__name__,
+            "workers": self.workers,
+            "in_flight": self.in_flight,
+        }
+
+    async def predict(self, texts: list[str]) -> tuple[list[Prediction], str]:
+        """The predictions, and the Server-Timing header value (queue wait, model time)."""
+        arrived = time.perf_counter()
+        self.in_flight += 1
+        try:
+            async with self.slots:
+                started = time.perf_counter()
+                predictions = await run_in_threadpool(self.predictor, texts)
+                finished = time.perf_counter()
+        finally:
+            self.in_flight -= 1
+        timing = server_timing(queue=(started - arrived) * 1e3, service=(finished - started) * 1e3)
+        return predictions, timing
+
+
 def create_app(
     artifact_dir: Path, workers: int = 1, max_length: int = 128, pad_to_max_length: bool = False
 ) -> FastAPI:
     """The server for one artifact; at most ``workers`` model calls run at once."""
-    predictor = Predictor(artifact_dir, max_length, pad_to_max_length)
+    service = ModelService(Predictor(artifact_dir, max_length, pad_to_max_length), workers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.slots = asyncio.Semaphore(workers)  # bound to the server's event loop
-        app.state.in_flight = 0
+        service.start()
         yield
 
     app = FastAPI(title="compress model server", lifespan=lifespan)
@@ -120,27 +155,12 @@ def create_app(
     @app.get("/health")
     async def health() -> dict:
         """Also says how many requests are queued or served now (0: the server is idle)."""
-        return {
-            "status": "ok",
-            "architecture": type(predictor.model).__name__,
-            "workers": workers,
-            "in_flight": app.state.in_flight,
-        }
+        return service.health()
 
     @app.post("/predict")
     async def predict(request: PredictRequest, response: Response) -> PredictResponse:
-        arrived = time.perf_counter()
-        app.state.in_flight += 1
-        try:
-            async with app.state.slots:
-                started = time.perf_counter()
-                predictions = await run_in_threadpool(predictor, request.texts)
-                finished = time.perf_counter()
-        finally:
-            app.state.in_flight -= 1
-        response.headers["Server-Timing"] = server_timing(
-            queue=(started - arrived) * 1e3, service=(finished - started) * 1e3
-        )
+        predictions, timing = await service.predict(request.texts)
+        response.headers["Server-Timing"] = timing
         return PredictResponse(predictions=predictions)
 
     return app

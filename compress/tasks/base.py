@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     Batch = dict[str, torch.Tensor]
 
 build_task = Registry("task")
+# What ``measure_speed`` takes and returns: models (anything called like a transformers model)
+# by name, how to time them, and the speed figures of each by the same name.
+Runners = dict[str, Any]
+Bench = BenchConfig
+Speeds = dict[str, dict]
 
 
 class Task(Protocol):
@@ -50,12 +55,8 @@ class Task(Protocol):
         """Endless labelled batches for recovery training, reshuffled every epoch."""
 
     def measure_speed(
-        self,
-        models: dict[str, Any],
-        tokenizer: PreTrainedTokenizerBase,
-        batch_size: int,
-        bench: BenchConfig,
-    ) -> dict[str, dict]:
+        self, models: Runners, tokenizer: PreTrainedTokenizerBase, batch_size: int, bench: Bench
+    ) -> Speeds:
         """Speed of every model, timed interleaved, by the name it was given."""
 
 

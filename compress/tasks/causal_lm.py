@@ -23,6 +23,7 @@ from compress.measure.decoding import (
 )
 from compress.models.sources import source_note
 from compress.schema import BenchConfig, CausalLMTaskConfig, Decoding
+from compress.tasks.base import Bench, Runners, Speeds
 
 Inputs = dict[str, torch.Tensor]
 
@@ -122,12 +123,8 @@ class CausalLMTask:
         return {"pad_token_id": tokenizer.pad_token_id}
 
     def measure_speed(
-        self,
-        models: dict[str, nn.Module],
-        tokenizer: PreTrainedTokenizerBase,
-        batch_size: int,
-        bench: BenchConfig,
-    ) -> dict[str, dict]:
+        self, models: Runners, tokenizer: PreTrainedTokenizerBase, batch_size: int, bench: Bench
+    ) -> Speeds:
         """Decoding speed of each model (``decoding=standard``), or of the baseline alone and
         with the compressed model drafting for it (``speculative``); then peak memory."""
         speeds = _DECODINGS[self.config.decoding](self, models, tokenizer, batch_size, bench)

@@ -17,8 +17,8 @@ from compress.data.rotten_tomatoes import TextDataset, TextSplit, load_rotten_to
 from compress.measure.latency import interleaved_latency
 from compress.measure.quality import classification_quality
 from compress.recovery.training import train_steps
-from compress.schema import BenchConfig, SentimentTaskConfig
-from compress.tasks.base import build_task
+from compress.schema import SentimentTaskConfig
+from compress.tasks.base import Bench, Runners, Speeds, build_task
 
 
 class ClassificationTask:
@@ -113,12 +113,8 @@ class ClassificationTask:
         return quality, outputs
 
     def measure_speed(
-        self,
-        models: dict[str, nn.Module],
-        tokenizer: PreTrainedTokenizerBase,
-        batch_size: int,
-        bench: BenchConfig,
-    ) -> dict[str, dict]:
+        self, models: Runners, tokenizer: PreTrainedTokenizerBase, batch_size: int, bench: Bench
+    ) -> Speeds:
         """Forward latency on real held-out snippets padded or cut to ``bench.seq_len``."""
         texts = [self.data.eval.texts[i % len(self.data.eval)] for i in range(batch_size)]
         inputs = dict(
