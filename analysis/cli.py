@@ -17,8 +17,8 @@ EPILOG = """\
 RUN_DIR may be a sweep (multirun/<date>/<time>), a single job folder, or a folder holding
 several sweeps. Responses: accuracy, perplexity, f1, roc_auc, ... (compressed.quality.*),
 latency (compressed.speed.p50_ms), size (compressed.size.disk_bytes), or any column of
-runs.csv. Exit status 2 on unusable input (no successful job, corrupt metrics.json,
-not a sweep).
+runs.csv. Exit status 2 on unusable input (no successful job, not a sweep; with --strict
+also a corrupt metrics.json); 1 when the report was written but left corrupt records out.
 
 example: python -m analysis multirun/2026-01-01/12-00-00 --log latency size"""
 
@@ -64,6 +64,12 @@ def parser() -> argparse.ArgumentParser:
         help="best recipe: the fastest whose quality drop vs the baseline is at most DROP "
         "(absolute for accuracy/F1, relative for perplexity; default: 0.01)",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="a corrupt metrics.json or .hydra file stops the analysis (exit status 2) instead "
+        "of becoming a row of status corrupt (exit status 1 after the report)",
+    )
     return parser
 
 
@@ -83,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         typ=args.typ,
         alpha=args.alpha,
         max_quality_drop=args.max_quality_drop,
+        strict=args.strict,
     )
     try:
         out, summary = write_report(options)
@@ -91,4 +98,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(summary)
     print(f"report: {out / 'report.html'}")
+    corrupt = runs_with_status(out, "corrupt")
+    if corrupt:
+        print(f"warning: {len(corrupt)} corrupt job record(s) left out, first: {corrupt[0]}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     return 0
+
+
+def runs_with_status(out: Path, status: str) -> list[str]:
+    """The reasons of the jobs of ``status`` in the runs table the report wrote."""
+    import pandas as pd
+
+    table = pd.read_csv(out / "runs.csv", usecols=["status", "reason"])
+    return table.loc[table["status"] == status, "reason"].astype(str).tolist()

@@ -25,6 +25,8 @@ MAX_DEPTH = 4
 # Record fields that are not measurements: the factors are rebuilt from .hydra instead.
 NOT_METRICS = ("status", "error", "factors", "overrides", "config", "traceback")
 MISSING_REASON = f"no {RECORD}: the job was killed or never ran"
+# Statuses of the jobs left out of the analysis, in the order reports list them.
+EXCLUDED = ("failed", "missing", "corrupt")
 
 
 @dataclass
@@ -139,9 +141,19 @@ class _Job:
     record: dict | None
     overrides: dict[str, str]
     config: dict
+    corrupt: str | None = None  # why a file of the job could not be read
 
     @classmethod
-    def read(cls, folder: Path) -> _Job:
+    def read(cls, folder: Path, strict: bool = False) -> _Job:
+        try:
+            return cls._read(folder)
+        except AnalysisError as error:
+            if strict:
+                raise
+            return cls(folder, None, {}, {}, corrupt=str(error))
+
+    @classmethod
+    def _read(cls, folder: Path) -> _Job:
         record = _read_json(folder / RECORD) if (folder / RECORD).is_file() else None
         hydra = folder / HYDRA
         overrides_file, config_file = hydra / "overrides.yaml", hydra / "config.yaml"
@@ -152,7 +164,9 @@ class _Job:
         return cls(folder, record, parse_overrides(lines or []), config or {})
 
     def row(self, keys: list[str]) -> dict[str, Any]:
-        if self.record is None:
+        if self.corrupt is not None:
+            status, reason = "corrupt", self.corrupt
+        elif self.record is None:
             status, reason = "missing", MISSING_REASON
         elif self.record.get("status") == "ok":
             status, reason = "ok", ""
@@ -177,14 +191,16 @@ def _aliases(jobs: list[Path]) -> list[list[str]]:
 
 def _no_success_message(table: pd.DataFrame) -> str:
     counts = table["status"].value_counts()
-    parts = [f"{counts[s]} {s}" for s in ("failed", "missing") if s in counts]
+    parts = [f"{counts[s]} {s}" for s in EXCLUDED if s in counts]
     failed = table.loc[table["status"] == "failed", "reason"]
     first = f" (first error: {str(failed.iloc[0]).splitlines()[0]})" if len(failed) else ""
     return f"no successful job among {len(table)}: {', '.join(parts)}{first}"
 
 
-def load_runs(paths: list[Path]) -> Runs:
-    """Every job under ``paths`` (sweep roots, job folders, or parents of sweeps)."""
+def load_runs(paths: list[Path], strict: bool = False) -> Runs:
+    """Every job under ``paths`` (sweep roots, job folders, or parents of sweeps). A job whose
+    files cannot be read is a row of status ``corrupt`` with the reason; ``strict`` makes it
+    an error instead."""
     folders: list[Path] = []
     for path in paths:
         if not path.is_dir():
@@ -195,7 +211,7 @@ def load_runs(paths: list[Path]) -> Runs:
                 f"{path}: not a sweep or run directory (no job folder with {RECORD} or {HYDRA}/)"
             )
         folders += found
-    jobs = [_Job.read(folder) for folder in dict.fromkeys(f.resolve() for f in folders)]
+    jobs = [_Job.read(folder, strict) for folder in dict.fromkeys(f.resolve() for f in folders)]
     keys = list(dict.fromkeys(key for job in jobs for key in job.overrides))
     table = pd.DataFrame([job.row(keys) for job in jobs])
     if not (table["status"] == "ok").any():

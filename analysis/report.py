@@ -10,7 +10,7 @@ import pandas as pd
 
 from analysis import plots
 from analysis.anova import Anova
-from analysis.load import Runs, level_label, ordered_levels
+from analysis.load import EXCLUDED, Runs, level_label, ordered_levels
 from analysis.pareto import FRONT, RUNS
 from analysis.render import Block, Bullets, Heading, Image, Table, Text, markdown, page
 from analysis.responses import LATENCY, SIZE, cli_name, label
@@ -69,7 +69,7 @@ def _design(runs: Runs) -> list[Block]:
 
 def _runs_section(runs: Runs) -> list[Block]:
     counts = runs.table["status"].value_counts()
-    found = ", ".join(f"{counts[s]} {s}" for s in ("ok", "failed", "missing") if s in counts)
+    found = ", ".join(f"{counts[s]} {s}" for s in ("ok", *EXCLUDED) if s in counts)
     blocks: list[Block] = [
         Heading("Runs"),
         Text(

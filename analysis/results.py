@@ -23,6 +23,7 @@ class Options:
     typ: int = 2
     alpha: float = 0.05
     max_quality_drop: float = 0.01
+    strict: bool = False  # a corrupt job record is an error, not a row of status "corrupt"
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Results:
 
 
 def analyse(options: Options) -> Results:
-    runs = load_runs(options.paths)
+    runs = load_runs(options.paths, options.strict)
     columns = runs.table.columns
     responses = [resolve(n, columns) for n in options.responses] or default_responses(columns)
     if not responses:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.anova import Anova
+from analysis.load import EXCLUDED
 from analysis.pareto import DROP
 from analysis.responses import higher_is_better, label
 from analysis.results import Options, Results
@@ -23,7 +24,7 @@ def _p_text(p: float) -> str:
 def _jobs(results: Results) -> str:
     counts = results.runs.table["status"].value_counts()
     text = f"{counts.get('ok', 0)} of {len(results.runs.table)} jobs succeeded"
-    excluded = [f"{counts[s]} {s}" for s in ("failed", "missing") if s in counts]
+    excluded = [f"{counts[s]} {s}" for s in EXCLUDED if s in counts]
     return text + (f" ({', '.join(excluded)}: left out of the fits)." if excluded else ".")
 
 

@@ -1,19 +1,32 @@
-"""``python -m compress.main [-m] key=value ...``: one job, or a sweep with ``-m``."""
+"""``python -m compress.main [-m] key=value ...``: one job, or a sweep with ``-m``.
+
+A config the tool refuses stops before torch is imported: one line per problem on stderr,
+``error: <what>, accepted: <what>``, exit status 2 (``HYDRA_FULL_ERROR=1`` shows a traceback).
+"""
 
 import hydra
 from omegaconf import DictConfig
 
 from compress.schema import register_configs
+from compress.validation import config_problems, one_line_errors, refuse
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    problems = config_problems(cfg)
+    if problems:
+        refuse(problems)
     from compress.job import run_job  # heavy imports only once the config is valid
 
     run_job(cfg)
 
 
+def cli() -> None:
+    with one_line_errors():
+        main()
+
+
 if __name__ == "__main__":
-    main()
+    cli()

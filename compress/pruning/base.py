@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field
 from torch import nn
 
 from compress.infra.registry import Registry
-from compress.schema import ConfigError
 
 
 @dataclass(frozen=True)
@@ -52,14 +51,3 @@ def parameter_count(model: nn.Module) -> int:
 def zeros_in(layers: dict[str, nn.Linear]) -> tuple[int, int]:
     weights = [layer.weight for layer in layers.values()]
     return sum(w.numel() for w in weights), sum(int((w == 0).sum()) for w in weights)
-
-
-def count_to_remove(amount: float, total: int, unit: str) -> int:
-    removed = round(amount * total)
-    if removed >= total:
-        most = (total - 0.5) / total
-        raise ConfigError(
-            f"prune={amount} removes {removed} of {total} {unit}; at least one must stay "
-            f"(prune < {most:.3f})"
-        )
-    return removed

@@ -12,7 +12,6 @@ from compress.infra.context import CompressionContext
 from compress.models.layers import block_linears, transformer_blocks
 from compress.pruning.base import (
     PruneReport,
-    count_to_remove,
     parameter_count,
     prune_model,
     zeros_in,
@@ -34,6 +33,7 @@ from compress.schema import (
     HeadPruningConfig,
     LayerPruningConfig,
     NeuronPruningConfig,
+    units_to_remove,
 )
 
 
@@ -122,7 +122,7 @@ def _prune_heads(
     number is rounded to one the groups allow (see :func:`_grouped_keep`)."""
     blocks = list(transformer_blocks(model))
     heads = head_count(blocks[0])
-    removed = count_to_remove(amount, heads, "attention heads per block")
+    removed = units_to_remove(amount, heads, "attention heads per block")
     if removed:
         if config.importance == HeadImportance.gradient:
             scores = _head_gradients(model, context, config.calibration_batches)
@@ -141,7 +141,7 @@ def _prune_neurons(
     blocks = list(transformer_blocks(model))
     layout = layout_of(blocks[0])
     width = blocks[0].get_submodule(layout.up[0]).out_features
-    removed = count_to_remove(amount, width, "feed-forward neurons per block")
+    removed = units_to_remove(amount, width, "feed-forward neurons per block")
     if removed:
         with torch.no_grad():
             for block in blocks:
@@ -155,7 +155,7 @@ def _prune_blocks(
     config: LayerPruningConfig, model: nn.Module, amount: float, context: CompressionContext
 ) -> tuple[int, int]:
     total = len(transformer_blocks(model))
-    removed = count_to_remove(amount, total, "blocks") if amount else 0
+    removed = units_to_remove(amount, total, "blocks") if amount else 0
     keep = range(total - removed) if config.drop == DroppedBlocks.top else range(removed, total)
     keep_blocks(model, list(keep))
     return total, removed

@@ -10,7 +10,6 @@ from compress.infra.context import CompressionContext
 from compress.models.layers import block_linears, linears_in_scope
 from compress.pruning.base import PruneReport, parameter_count, prune_model, zeros_in
 from compress.schema import (
-    ConfigError,
     MagnitudePruningConfig,
     NoPruningConfig,
     RandomPruningConfig,
@@ -67,12 +66,6 @@ def _semi_structured(
     amount: float,
     context: CompressionContext,
 ) -> PruneReport:
-    pattern = config.zeros / config.group
-    if abs(amount - pattern) > 1e-9:
-        raise ConfigError(
-            f"prune_method={config.name} removes exactly {pattern:g} of the weights; "
-            f"got prune={amount} (use prune={pattern:g})"
-        )
     layers = linears_in_scope(model, config.scope)
     for name, layer in layers.items():
         out_features, in_features = layer.weight.shape

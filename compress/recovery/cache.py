@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,8 +18,8 @@ from torch import nn
 
 from compress.backends import load_artifact
 from compress.backends.torch.artifact import save_artifact
+from compress.infra.cache import cached_entry
 from compress.infra.context import CompressionContext
-from compress.infra.filelock import exclusive_lock
 from compress.infra.records import write_json_atomic
 from compress.models.baseline import Baseline
 from compress.quantization.qat import remove_fake_quantization
@@ -59,20 +58,19 @@ def load_or_recover(
     """The pruned (and recovered) float model, its pruning report and training cost."""
     if isinstance(config.recovery, NoRecoveryConfig):
         return _train(config, baseline, teacher, train_batches, context)
-    root = cache_dir / "recovered"
-    folder = root / recovery_key(config, baseline)
-    if not (folder / "recovery.json").exists():
-        with exclusive_lock(root / f"{folder.name}.lock"):
-            if not (folder / "recovery.json").exists():
-                model, report, training = _train(config, baseline, teacher, train_batches, context)
-                staging = folder.with_name(f"{folder.name}.partial")
-                shutil.rmtree(staging, ignore_errors=True)
-                save_artifact(model, staging / "model")
-                write_json_atomic(
-                    staging / "recovery.json", {"prune": report, "training": training}
-                )
-                staging.rename(folder)
-                return model, report, training | {"reused_from_cache": False}
+    trained: list[tuple[nn.Module, dict, dict]] = []
+
+    def build(staging: Path) -> None:
+        model, report, training = _train(config, baseline, teacher, train_batches, context)
+        save_artifact(model, staging / "model")
+        write_json_atomic(staging / "recovery.json", {"prune": report, "training": training})
+        trained.append((model, report, training))
+
+    key = recovery_key(config, baseline)
+    folder = cached_entry(cache_dir / "recovered", key, build, "recovered model")
+    if trained:
+        model, report, training = trained[0]
+        return model, report, training | {"reused_from_cache": False}
     saved = json.loads((folder / "recovery.json").read_text())
     training = saved["training"] | {"reused_from_cache": True}
     return load_artifact(folder / "model"), saved["prune"], training

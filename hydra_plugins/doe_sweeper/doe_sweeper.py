@@ -24,6 +24,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from compress.infra.records import write_json_atomic
+from compress.validation import refuse, sweep_problems
 from hydra_plugins.doe_sweeper._design import (
     Design,
     DesignError,
@@ -163,7 +164,10 @@ class DoeSweeper(Sweeper):
         design, order, jobs = self.plan(arguments)
         sweep_dir = Path(self.config.hydra.sweep.dir).absolute()
         jobs = [[_sweep_dir_override(sweep_dir), *job] for job in jobs]
-        self.validate_batch_is_legal(jobs)
+        loader = self.hydra_context.config_loader
+        problems = sweep_problems(lambda o: loader.load_sweep_config(self.config, o), jobs)
+        if problems:
+            refuse(problems)
         if self.dry_run:
             print(describe(design, order))
             return []

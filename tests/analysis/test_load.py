@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -90,17 +91,23 @@ def test_alias_groups_are_read_from_design_json(tmp_path: Path):
     assert load_runs([tmp_path]).aliases == [["prune:quant", "batch_size:prune_method"]]
 
 
-def test_corrupt_metrics_is_an_error_naming_the_file(tmp_path: Path):
+def test_corrupt_metrics_is_a_corrupt_row_naming_the_file(tmp_path: Path):
     write_sweep(tmp_path, [({"prune": 0.1}, metrics()), ({"prune": 0.2}, '{"status": "ok",')])
+    table = load_runs([tmp_path]).table
+    assert table["status"].tolist() == ["ok", "corrupt"]
+    assert re.search(r"corrupt .*/1/metrics\.json", table["reason"].iloc[1])
     with pytest.raises(AnalysisError, match=r"corrupt .*/1/metrics\.json"):
-        load_runs([tmp_path])
+        load_runs([tmp_path], strict=True)
 
 
-def test_corrupt_hydra_config_is_an_error_naming_the_file(tmp_path: Path):
-    write_sweep(tmp_path, [({"prune": 0.1}, metrics())])
+def test_corrupt_hydra_config_is_a_corrupt_row_naming_the_file(tmp_path: Path):
+    write_sweep(tmp_path, [({"prune": 0.1}, metrics()), ({"prune": 0.2}, metrics())])
     (tmp_path / "0" / ".hydra" / "config.yaml").write_text("prune: [0.1\n")
+    table = load_runs([tmp_path]).table
+    assert table["status"].tolist() == ["corrupt", "ok"]
+    assert re.search(r"corrupt .*/0/\.hydra/config\.yaml", table["reason"].iloc[0])
     with pytest.raises(AnalysisError, match=r"corrupt .*/0/\.hydra/config\.yaml"):
-        load_runs([tmp_path])
+        load_runs([tmp_path], strict=True)
 
 
 def test_zero_successful_jobs_is_an_error(tmp_path: Path):

@@ -129,10 +129,15 @@ def error_of(capsys, *args: str) -> str:
     return err
 
 
-def test_corrupt_metrics_is_a_one_line_error(tmp_path: Path, capsys):
+def test_corrupt_metrics_is_reported_as_a_row_and_a_warning(tmp_path: Path, capsys):
     jobs = sweep_jobs()[:3] + [({"prune": 0.9}, "{not json")]
     sweep = write_sweep(tmp_path / "sweep", jobs)
-    assert f"corrupt {sweep / '3' / 'metrics.json'}" in error_of(capsys, str(sweep))
+    assert main([str(sweep)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: 1 corrupt job record(s) left out, first:")
+    assert f"corrupt {sweep / '3' / 'metrics.json'}" in err[0]
+    assert "| corrupt |" in (sweep / "analysis" / "report.md").read_text()
+    assert f"corrupt {sweep / '3' / 'metrics.json'}" in error_of(capsys, str(sweep), "--strict")
 
 
 def test_no_successful_job_is_a_one_line_error(tmp_path: Path, capsys):

@@ -57,8 +57,8 @@ def test_defaults_are_one_compressed_job(compose_config):
     [
         ("prune=1.5", "prune=1.5 is outside [0, 1)"),
         ("prune=-0.1", "prune=-0.1 is outside [0, 1)"),
-        ("batch_size=0", "batch_size=0 must be a positive integer"),
-        ("bench.repeats=0", "bench.repeats=0 must be a positive integer"),
+        ("batch_size=0", "batch_size=0 is not a positive integer, accepted: 1, 2, 3, ..."),
+        ("bench.repeats=0", "bench.repeats=0 is not a positive integer"),
     ],
 )
 def test_out_of_range_values_raise_one_line(compose_config, override, fragment):
@@ -72,8 +72,8 @@ def test_a_level_the_backend_lacks_is_refused_with_the_accepted_ones(compose_con
     with pytest.raises(ConfigError) as caught:
         OmegaConf.to_object(compose_config(["quant=int4", "backend=torch"]))
     assert str(caught.value) == (
-        "quant=int4 is not supported on backend=torch; "
-        "accepted there: fp32, fp16, bf16, int8, int8_static, int8_qat"
+        "quant=int4 is not supported on backend=torch, "
+        "accepted: fp32, fp16, bf16, int8, int8_static, int8_qat"
     )
 
 
@@ -101,18 +101,6 @@ def test_unknown_option_names_the_accepted_ones(compose_config, override, group)
     message = str(caught.value)
     assert override.replace("=", "/") in message
     assert all(option in message for option in GROUPS[group])
-
-
-def test_command_line_rejects_unknown_quant_without_traceback(tmp_path: Path):
-    result = subprocess.run(
-        [sys.executable, "-m", "compress.main", "quant=int3", f"hydra.run.dir={tmp_path}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 1
-    assert "Could not find 'quant/int3'" in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 def test_wrong_type_fails_at_composition(compose_config):

@@ -116,7 +116,6 @@ def test_combined_heads_and_neurons_narrow_every_block():
             "prune=0.97 removes 4 of 4 attention heads per block",
         ),
         (LayerPruningConfig(name="layers"), 0.9, "prune=0.9 removes 2 of 2 blocks"),
-        (SemiStructuredPruningConfig(name="2to4"), 0.3, "removes exactly 0.5 of the weights"),
     ],
 )
 def test_impossible_amounts_fail_with_one_line(config, amount, message):

@@ -1,0 +1,1 @@
+"""Statistics for conclusions with their uncertainty: paired intervals and tests."""

@@ -1,0 +1,44 @@
+"""Hydra callback: before the first job of a sweep starts, compose and check every job's
+config, and refuse the whole sweep (listing every bad job) if any is bad.
+
+Registered in ``conf/config.yaml`` under ``hydra.callbacks``. It expands the sweep as Hydra's
+basic sweeper does; the DoE sweeper plans its own design and checks its jobs itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.core.global_hydra import GlobalHydra
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from compress.validation import refuse, sweep_problems
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def basic_sweep_jobs(config: DictConfig) -> list[list[str]]:
+    """The override list of every job the basic sweeper would launch, in job order."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = config.hydra.sweeper.get("params") or {}
+    declared = [f"{key}={value}" for key, value in params.items()]
+    declared += OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+    overrides = OverridesParser.create().parse_overrides(declared)
+    batches = BasicSweeper.split_arguments(overrides, None)
+    return [job for batch in batches for job in batch]
+
+
+class ValidateSweep(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+            return  # the DoE sweeper checks its designed jobs itself
+        loader = GlobalHydra.instance().config_loader()
+        problems = sweep_problems(
+            lambda overrides: loader.load_sweep_config(config, overrides),
+            basic_sweep_jobs(config),
+        )
+        if problems:
+            refuse(problems)
