@@ -1,7 +1,7 @@
-"""Hydra callback: before the first job of a sweep starts, compose and check every job's
-config, and refuse the whole sweep (listing every bad job) if any is bad.
+"""Hydra callback: refuse a bad job before Hydra makes its output folder, and a bad sweep
+before its first job starts (listing every bad job at once).
 
-Registered in ``conf/config.yaml`` under ``hydra.callbacks``. It expands the sweep as Hydra's
+Registered in ``conf/config.yaml`` under ``hydra.callbacks``. It expands a sweep as Hydra's
 basic sweeper does; the DoE sweeper plans its own design and checks its jobs itself.
 """
 
@@ -13,7 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from compress.validation import refuse, sweep_problems
+from compress.validation import config_problems, refuse, sweep_problems
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
@@ -31,7 +31,12 @@ def basic_sweep_jobs(config: DictConfig) -> list[list[str]]:
     return [job for batch in batches for job in batch]
 
 
-class ValidateSweep(Callback):
+class ValidateJobs(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        problems = config_problems(config)
+        if problems:
+            refuse(problems)
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
             return  # the DoE sweeper checks its designed jobs itself

@@ -159,7 +159,7 @@ def _composition_line(error: BaseException) -> str:
 
 def refusal_lines(error: BaseException) -> list[str] | None:
     """The lines that explain a refused config, or None for an error of another kind."""
-    from hydra.errors import HydraException, MissingConfigException
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 
     if isinstance(error, ConfigRefused):
         return error.lines
@@ -169,6 +169,13 @@ def refusal_lines(error: BaseException) -> list[str] | None:
         group, _, option = error.missing_cfg_file.rpartition("/")
         return [f"{group}={option} is not an option of {group}, accepted: "
                 f"{', '.join(error.options)}"]  # fmt: skip
+    if isinstance(error, OverrideParseException):
+        lines = [
+            line for line in str(error).splitlines() if line.strip() and not line.startswith("See ")
+        ]
+        reason = lines[-1].removeprefix(f"Error parsing override '{error.override}'")
+        return [f"{error.override} cannot be parsed ({reason.strip(': ') or 'syntax'}), "
+                "accepted: key=value in Hydra's override grammar"]  # fmt: skip
     if isinstance(error, HydraException | OmegaConfBaseException):
         return [_composition_line(error)]
     return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -35,12 +36,17 @@ class LoadSpec:
 
 @dataclass(frozen=True)
 class RequestResult:
+    """One request; ``echoed_id`` is the ``X-Request-ID`` the answer carried (a server that
+    mixes up responses answers with another request's id)."""
+
     scheduled_s: float
     lag_ms: float
     latency_ms: float | None
     status: int | None
     server_timing_ms: dict[str, float]
     error: str | None = None
+    request_id: str = ""
+    echoed_id: str | None = None
 
 
 def poisson_schedule(spec: LoadSpec) -> np.ndarray:
@@ -63,18 +69,20 @@ def parse_server_timing(header: str | None) -> dict[str, float]:
 
 
 async def _send(
-    client: httpx.AsyncClient, url: str, payload: dict, start: float, offset: float
+    client: httpx.AsyncClient, url: str, payload: dict, start: float, offset: float, rid: str
 ) -> RequestResult:
     loop = asyncio.get_running_loop()
     lag_ms = (loop.time() - start - offset) * 1e3
     try:
-        response = await client.post(url, json=payload)
+        response = await client.post(url, json=payload, headers={"X-Request-ID": rid})
     except httpx.HTTPError as error:
-        return RequestResult(offset, lag_ms, None, None, {}, f"{type(error).__name__}: {error}")
+        failure = f"{type(error).__name__}: {error}"
+        return RequestResult(offset, lag_ms, None, None, {}, failure, request_id=rid)
     latency_ms = (loop.time() - start - offset) * 1e3
     timing = parse_server_timing(response.headers.get("server-timing"))
     error = None if response.is_success else response.text[:200]
-    return RequestResult(offset, lag_ms, latency_ms, response.status_code, timing, error)
+    return RequestResult(offset, lag_ms, latency_ms, response.status_code, timing, error,
+                         rid, response.headers.get("x-request-id"))  # fmt: skip
 
 
 async def _dispatch(
@@ -85,7 +93,8 @@ async def _dispatch(
     for index, offset in enumerate(schedule.tolist()):
         await asyncio.sleep(max(0.0, start + offset - loop.time()))
         payload = payloads[index % len(payloads)]
-        tasks.append(asyncio.create_task(_send(client, url, payload, start, offset)))
+        request = _send(client, url, payload, start, offset, f"{index}")
+        tasks.append(asyncio.create_task(request))
     return tasks
 
 
@@ -127,12 +136,20 @@ async def run_load(
 
 
 def summarise(results: Sequence[RequestResult]) -> dict:
-    """Counts and latency percentiles (ms) of the answered requests."""
+    """Counts (by HTTP status too) and latency percentiles (ms) of the answered requests;
+    ``unanswered``: no HTTP answer at all; ``mismatched_ids``: answers carrying another
+    request's id."""
     latencies = np.array([r.latency_ms for r in results if r.error is None])
+    statuses = Counter(str(r.status) for r in results if r.status is not None)
     summary = {
         "sent": len(results),
         "ok": len(latencies),
         "errors": sum(r.error is not None for r in results),
+        "by_status": dict(sorted(statuses.items())),
+        "unanswered": sum(r.status is None for r in results),
+        "mismatched_ids": sum(
+            r.status is not None and r.echoed_id != r.request_id for r in results
+        ),  # fmt: skip
         "last_send_s": max((r.scheduled_s for r in results), default=0.0),
         "lag_p95_ms": float(np.percentile([r.lag_ms for r in results], 95)) if results else 0.0,
     }

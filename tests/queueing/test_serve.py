@@ -19,7 +19,7 @@ from transformers import AutoTokenizer
 from compress.backends import load_artifact
 from compress.serving.loadgen import LoadSpec, run_load, summarise
 from compress.serving.loadgen import main as loadgen_main
-from compress.serving.server import MAX_TEXTS, create_app
+from compress.serving.server import MAX_BODY_BYTES, MAX_CHARS, MAX_TEXTS, create_app
 from compress.storage.artifact import TOKENIZER_DIR
 
 TEXTS = ["a gorgeous, witty film", "tedious and shallow", "it is a movie", "not bad at all"]
@@ -63,9 +63,59 @@ def test_the_response_says_how_long_it_queued_and_was_served(client):
     assert health["status"] == "ok" and health["in_flight"] == 0
 
 
-@pytest.mark.parametrize("body", [{"texts": []}, {"texts": ["x"] * (MAX_TEXTS + 1)}, {"text": 1}])
-def test_bad_requests_are_refused(client, body):
-    assert client.post("/predict", json=body).status_code == 422
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        ({"texts": []}, 422, "at least 1 item"),
+        ({"text": 1}, 422, "Field required"),
+        ({"texts": "a film"}, 422, "valid list"),
+        ({"texts": [1, 2]}, 422, "valid string"),
+        (
+            {"texts": ["x"] * (MAX_TEXTS + 1)},
+            413,
+            f"65 texts in one request, accepted: at most {MAX_TEXTS}",
+        ),
+        (
+            {"texts": ["x" * (MAX_CHARS + 1)]},
+            413,
+            f"a text of 10001 characters, accepted: at most {MAX_CHARS}",
+        ),
+    ],
+)
+def test_bad_requests_are_refused_with_the_limit(client, body, status, detail):
+    response = client.post("/predict", json=body)
+    assert response.status_code == status
+    assert detail in str(response.json()["detail"])
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(client):
+    body = b'{"texts": ["' + b"x" * MAX_BODY_BYTES + b'"]}'
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["detail"].endswith(f"accepted: at most {MAX_BODY_BYTES}")
+
+
+def test_every_answer_echoes_the_request_id(client):
+    response = client.post("/predict", json={"texts": TEXTS[:1]}, headers={"X-Request-ID": "r-7"})
+    assert response.headers["x-request-id"] == "r-7" and response.json()["request_id"] == "r-7"
+    made_up = client.post("/predict", json={"texts": TEXTS[:1]})
+    assert made_up.headers["x-request-id"] == made_up.json()["request_id"] != ""
+    assert (
+        client.post("/predict", json={}, headers={"X-Request-ID": "r-8"}).headers["x-request-id"]
+        == "r-8"
+    )
+
+
+def test_a_full_queue_answers_503_with_retry_after(tiny_artifact):
+    with TestClient(create_app(tiny_artifact, max_queue=0)) as full:
+        service = full.app.state.service
+        service.in_flight = service.workers  # every slot taken, no room to wait
+        response = full.post("/predict", json={"texts": TEXTS[:1]})
+        assert response.status_code == 503 and int(response.headers["retry-after"]) >= 1
+        health = full.get("/health").json()
+        assert (health["status"], health["rejected"], health["queued"]) == ("saturated", 1, 0)
+        service.in_flight = 0
+        assert full.post("/predict", json={"texts": TEXTS[:1]}).status_code == 200
 
 
 def _free_port() -> int:
