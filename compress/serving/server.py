@@ -104,17 +104,25 @@ def server_timing(**durations_ms: float) -> str:
     return ", ".join(f"{name};dur={ms:.3f}" for name, ms in durations_ms.items())
 
 
-class RequestLimits:
-    """ASGI middleware: refuses a body over ``MAX_BODY_BYTES`` with 413 (by its declared
-    length, or while it streams in), and echoes ``X-Request-ID`` on every response."""
+class HttpMiddleware:
+    """ASGI middleware that acts on HTTP requests (the subclass's ``handle``) and passes the
+    rest through."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "http":
+            await self.handle(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
+
+
+class RequestLimits(HttpMiddleware):
+    """Refuses a body over ``MAX_BODY_BYTES`` with 413 (by its declared length, or while it
+    streams in), and echoes ``X-Request-ID`` on every response."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
         request_id = headers.get(REQUEST_ID.encode(), b"").decode() or uuid.uuid4().hex
         scope["state"] = {**scope.get("state", {}), "request_id": request_id}
@@ -153,18 +161,12 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
     await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
 
 
-class AppTiming:
-    """ASGI middleware that adds ``app;dur=`` to ``Server-Timing``: from the server handing
-    the request to the app until the response headers, i.e. all the server process does for
-    the request except HTTP parsing and socket writes (queue wait included)."""
+class AppTiming(HttpMiddleware):
+    """Adds ``app;dur=`` to ``Server-Timing``: from the server handing the request to the app
+    until the response headers, i.e. all the server process does for the request except HTTP
+    parsing and socket writes (queue wait included)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
 
         async def timed_send(message: Message) -> None:

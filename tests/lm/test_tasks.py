@@ -32,8 +32,8 @@ def test_smollm2_tasks_compose(compose_config):
 @pytest.mark.parametrize(
     ("override", "fragment"),
     [
-        ("task.stride=512", "task.stride=512 must be in [1, task.window=512)"),
-        ("task.memory_batch_sizes=[4,0]", "task.memory_batch_sizes=0 must be a positive"),
+        ("task.stride=512", "accepted: 1 <= task.stride < task.window=512"),
+        ("task.memory_batch_sizes=[4,0]", "task.memory_batch_sizes=0 is not a positive"),
     ],
 )
 def test_bad_lm_settings_fail_with_one_line(compose_config, override, fragment):
