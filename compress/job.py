@@ -30,6 +30,7 @@ from compress.infra.records import RECORD_NAME, SCHEMA_VERSION, write_json_atomi
 from compress.measure.coldload import measure_cold_load
 from compress.measure.size import size_stats
 from compress.models.baseline import Baseline, ensure_baseline
+from compress.outcomes import paired_outcomes
 from compress.recovery.cache import load_or_recover
 from compress.schema import Config, NoPruningConfig, QualityMetric
 from compress.storage.artifact import TOKENIZER_DIR, disk_bytes
@@ -189,7 +190,8 @@ def _compress_and_measure(config: Config, output_dir: Path) -> dict:
     artifact_dir = output_dir / "artifact"
     compressed, compression = _compress(config, baseline, reference, task, tokenizer, artifact_dir)
     tokenizer.save_pretrained(str(artifact_dir / TOKENIZER_DIR))
-    quality, _ = task.evaluate(compressed.model, tokenizer, reference=baseline.info["outputs"])
+    reference_outputs = baseline.info["outputs"]
+    quality, outputs = task.evaluate(compressed.model, tokenizer, reference=reference_outputs)
     models = {
         "baseline": (reference, baseline.model_dir, size_stats(reference)),
         "compressed": (compressed.model, artifact_dir, compressed.size),
@@ -200,12 +202,14 @@ def _compress_and_measure(config: Config, output_dir: Path) -> dict:
     measured["compressed"]["quality"] = quality
     if not config.keep_artifact:
         shutil.rmtree(artifact_dir)
+    ratios = _ratios(measured["baseline"], measured["compressed"], quality_metrics(task))
+    ratios |= paired_outcomes(task, outputs, reference_outputs, measured, output_dir, config.seed)
     load_average = environment["hardware"]["load_average_1m"]
     return {
         "environment": environment,
         "compression": compression,
         **measured,
-        "ratios": _ratios(measured["baseline"], measured["compressed"], quality_metrics(task)),
+        "ratios": ratios,
         "notes": _notes(config, compression, baseline, load_average, threads),
         "timing": {"overhead_s": overhead_s},
     }

@@ -24,6 +24,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def write_table_atomic(path: Path, frame: Any) -> None:
+    """A pandas DataFrame as parquet, with the same all-or-nothing rename as the records."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        frame.to_parquet(temporary, index=False)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def write_json_atomic(path: Path, payload: dict) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``: a reader
     sees the old file or the new one, never a torn one."""

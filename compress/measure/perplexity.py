@@ -45,26 +45,38 @@ def strided_windows(length: int, window: int, stride: int) -> list[Window]:
 
 
 @torch.inference_mode()
-def perplexity(model: nn.Module, input_ids: torch.Tensor, window: int, stride: int) -> dict:
-    """Perplexity of ``model`` on the 1-D token tensor ``input_ids``."""
-    nll, tokens = 0.0, 0
+def window_nlls(
+    model: nn.Module, input_ids: torch.Tensor, window: int, stride: int
+) -> tuple[list[float], list[int]]:
+    """Summed NLL and scored-token count of each strided window: the per-item outcomes that
+    paired comparisons of two models resample."""
     windows = strided_windows(len(input_ids), window, stride)
     if not windows:
         raise ValueError("perplexity needs a text of at least 2 tokens")
+    sums, counts = [], []
     for w in windows:
         ids = input_ids[w.begin : w.end].unsqueeze(0)
         logits = model(input_ids=ids).logits[0].float()
         start = w.first_target - w.begin
         targets = ids[0, start:]
         predicted = logits[start - 1 : -1]
-        nll += float(nn.functional.cross_entropy(predicted, targets, reduction="sum"))
-        tokens += len(targets)
-    mean = nll / tokens
+        sums.append(float(nn.functional.cross_entropy(predicted, targets, reduction="sum")))
+        counts.append(len(targets))
+    return sums, counts
+
+
+def perplexity(model: nn.Module, input_ids: torch.Tensor, window: int, stride: int) -> dict:
+    """Perplexity of ``model`` on the 1-D token tensor ``input_ids``; ``window_nll`` and
+    ``window_tokens`` hold each window's summed NLL and scored tokens."""
+    sums, counts = window_nlls(model, input_ids, window, stride)
+    mean = sum(sums) / sum(counts)
     return {
         "perplexity": math.exp(mean),
         "nll": mean,
-        "tokens": tokens,
-        "windows": len(windows),
+        "tokens": sum(counts),
+        "windows": len(sums),
         "window": window,
         "stride": stride,
+        "window_nll": sums,
+        "window_tokens": counts,
     }

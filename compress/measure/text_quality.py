@@ -36,6 +36,23 @@ def rouge(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dic
     return {kind: float(np.mean([s[kind].fmeasure for s in scores])) for kind in ROUGE_TYPES}
 
 
+def sentence_scores(
+    hypotheses: Sequence[str], references: Sequence[Sequence[str]]
+) -> dict[str, list[float]]:
+    """Per-answer sentence BLEU (0-100, sacrebleu's smoothed sentence score) and ROUGE-L:
+    the per-item outcomes of paired comparisons (their mean is not corpus BLEU)."""
+    return {
+        "bleu": [
+            float(sacrebleu.sentence_bleu(hyp, list(refs)).score)
+            for hyp, refs in zip(hypotheses, references, strict=True)
+        ],
+        "rougeL": [
+            float(_scorer().score_multi(list(refs), hyp)["rougeL"].fmeasure)
+            for hyp, refs in zip(hypotheses, references, strict=True)
+        ],
+    }
+
+
 def exact_match(hypotheses: Sequence[str], others: Sequence[str]) -> float:
     pairs = list(zip(hypotheses, others, strict=True))
     return float(np.mean([a == b for a, b in pairs]))

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Bump when training or evaluation code changes what a cached baseline holds.
-BASELINE_FORMAT = 2
+BASELINE_FORMAT = 3
 
 
 @dataclass(frozen=True)

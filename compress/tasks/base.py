@@ -14,6 +14,7 @@ from compress.infra.registry import Registry
 from compress.schema import BenchConfig, QualityMetric, TaskConfig
 
 if TYPE_CHECKING:
+    import pandas as pd
     import torch
     from torch import nn
     from transformers import PreTrainedTokenizerBase
@@ -53,6 +54,13 @@ class Task(Protocol):
         self, tokenizer: PreTrainedTokenizerBase, batch_size: int, seed: int
     ) -> Iterator[Batch]:
         """Endless labelled batches for recovery training, reshuffled every epoch."""
+
+    def item_outcomes(self, outputs: dict, reference: dict) -> pd.DataFrame:
+        """One row per held-out item: the baseline's (``reference``) and the compressed
+        model's (``outputs``) outcome on it, as ``evaluate`` returned them."""
+
+    def paired_quality(self, items: pd.DataFrame) -> tuple[dict, dict]:
+        """Quality differences with paired intervals (by ratio key), and tests (by name)."""
 
     def measure_speed(
         self, models: Runners, tokenizer: PreTrainedTokenizerBase, batch_size: int, bench: Bench

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from functools import cached_property, partial
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
@@ -18,6 +19,7 @@ from compress.measure.latency import interleaved_latency
 from compress.measure.quality import classification_quality
 from compress.recovery.training import train_steps
 from compress.schema import SentimentTaskConfig
+from compress.stats.paired import mcnemar_exact, paired_bootstrap
 from compress.tasks.base import Bench, Runners, Speeds, build_task
 
 
@@ -88,15 +90,16 @@ class ClassificationTask:
 
     @torch.inference_mode()
     def predict(self, model: nn.Module, tokenizer: PreTrainedTokenizerBase) -> dict:
-        predictions, scores = [], []
+        """Predicted class and class probabilities of every held-out item, in order."""
+        probabilities = []
         for batch in self.batches(tokenizer, self.data.eval, self.config.eval_batch_size, None):
             batch.pop("labels")
-            logits = model(**batch).logits.float()
-            predictions.append(logits.argmax(-1))
-            scores.append(torch.softmax(logits, -1)[:, 1])
+            probabilities.append(torch.softmax(model(**batch).logits.float(), -1))
+        scores = torch.cat(probabilities)
         return {
-            "predictions": torch.cat(predictions).tolist(),
-            "positive_scores": torch.cat(scores).tolist(),
+            "predictions": scores.argmax(-1).tolist(),
+            "positive_scores": scores[:, -1].tolist(),
+            "scores": scores.tolist(),
         }
 
     def evaluate(
@@ -111,6 +114,27 @@ class ClassificationTask:
             None if reference is None else np.asarray(reference["predictions"]),
         )
         return quality, outputs
+
+    def item_outcomes(self, outputs: dict, reference: dict) -> pd.DataFrame:
+        """Per held-out item: its label, and each model's prediction and class scores."""
+        items = pd.DataFrame({"item": np.arange(len(self.data.eval)),
+                              "label": self.data.eval.labels})  # fmt: skip
+        for side, side_outputs in (("baseline", reference), ("compressed", outputs)):
+            items[f"{side}_prediction"] = side_outputs["predictions"]
+            scores = np.asarray(side_outputs["scores"])
+            for k in range(scores.shape[1]):
+                items[f"{side}_score_{k}"] = scores[:, k]
+        return items
+
+    def paired_quality(self, items: pd.DataFrame) -> tuple[dict, dict]:
+        """The accuracy difference with its paired-bootstrap interval, and McNemar's exact
+        test on the items one model gets right and the other wrong."""
+        baseline = items["baseline_prediction"] == items["label"]
+        compressed = items["compressed_prediction"] == items["label"]
+        interval = paired_bootstrap(baseline, compressed, seed=self.config.split_seed)
+        return {"accuracy_delta": interval.to_dict()}, {
+            "mcnemar": mcnemar_exact(baseline, compressed)
+        }
 
     def measure_speed(
         self, models: Runners, tokenizer: PreTrainedTokenizerBase, batch_size: int, bench: Bench

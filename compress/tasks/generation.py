@@ -7,13 +7,15 @@ from __future__ import annotations
 from functools import cached_property
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from compress.data.corpora import chatterbot_prompts
-from compress.measure.text_quality import fidelity, text_quality
+from compress.measure.text_quality import fidelity, sentence_scores, text_quality
 from compress.schema import GenerationTaskConfig
+from compress.stats.paired import paired_bootstrap
 from compress.tasks.base import build_task
 from compress.tasks.causal_lm import CausalLMTask
 
@@ -106,6 +108,31 @@ class GenerationTask(CausalLMTask):
             quality |= fidelity(greedy, reference["greedy"])
             quality |= _prefixed("sampled_", fidelity(sampled, reference["sampled"]))
         return quality, {"greedy": greedy, "sampled": sampled}
+
+    def item_outcomes(self, outputs: dict, reference: dict) -> pd.DataFrame:
+        """Per held-out prompt: each model's greedy answer scored against the corpus's answers
+        (sentence BLEU, ROUGE-L), and whether the compressed answer is the baseline's."""
+        references = [answers for _, answers in self.split[0]]
+        items = pd.DataFrame({"item": np.arange(len(references))})
+        for side, side_outputs in (("baseline", reference), ("compressed", outputs)):
+            for metric, values in sentence_scores(side_outputs["greedy"], references).items():
+                items[f"{side}_{metric}"] = values
+        matches = zip(outputs["greedy"], reference["greedy"], strict=True)
+        items["exact_match"] = [a == b for a, b in matches]
+        return items
+
+    def paired_quality(self, items: pd.DataFrame) -> tuple[dict, dict]:
+        """Differences of mean sentence BLEU and ROUGE-L with paired-bootstrap intervals over
+        prompts (corpus BLEU, in ``ratios.bleu_delta``, has no per-prompt form: its interval is
+        ``sentence_bleu_delta``)."""
+        seed = self.config.split_seed
+        names = {"bleu": "sentence_bleu_delta", "rougeL": "rougeL_delta"}
+        return {
+            names[metric]: paired_bootstrap(
+                items[f"baseline_{metric}"], items[f"compressed_{metric}"], seed=seed
+            ).to_dict()
+            for metric in ("bleu", "rougeL")
+        }, {}
 
 
 @build_task.register(GenerationTaskConfig)

@@ -3,8 +3,11 @@ slice of real text, with strided sliding windows; decoding speed as for every ca
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
@@ -12,6 +15,7 @@ from transformers import PreTrainedTokenizerBase
 from compress.data.corpora import CORPORA, LMText
 from compress.measure.perplexity import perplexity
 from compress.schema import LanguageModelingTaskConfig
+from compress.stats.paired import Interval, paired_bootstrap_weighted
 from compress.tasks.base import build_task
 from compress.tasks.causal_lm import CausalLMTask, token_ids
 
@@ -49,11 +53,33 @@ class LanguageModelingTask(CausalLMTask):
         c = self.config
         quality = perplexity(model, self.eval_ids(tokenizer), c.window, c.stride)
         quality["corpus"] = c.corpus
-        outputs = {"perplexity": quality["perplexity"], "nll": quality["nll"]}
+        outputs = {"perplexity": quality["perplexity"], "nll": quality["nll"],
+                   "window_nll": quality.pop("window_nll"),
+                   "window_tokens": quality.pop("window_tokens")}  # fmt: skip
         if reference is not None:
             quality["perplexity_vs_baseline"] = quality["perplexity"] / reference["perplexity"]
             quality["nll_delta"] = quality["nll"] - reference["nll"]
         return quality, outputs
+
+    def item_outcomes(self, outputs: dict, reference: dict) -> pd.DataFrame:
+        """Per scored window: its token count and each model's summed NLL."""
+        return pd.DataFrame({
+            "item": np.arange(len(outputs["window_nll"])),
+            "tokens": outputs["window_tokens"],
+            "baseline_nll": reference["window_nll"],
+            "compressed_nll": outputs["window_nll"],
+        })  # fmt: skip
+
+    def paired_quality(self, items: pd.DataFrame) -> tuple[dict, dict]:
+        """The perplexity ratio with a paired-bootstrap interval over windows: exp() of the
+        interval of the NLL-per-token difference."""
+        nll = paired_bootstrap_weighted(
+            items["baseline_nll"], items["compressed_nll"], items["tokens"],
+            seed=self.config.split_seed,
+        )  # fmt: skip
+        ratio = Interval(math.exp(nll.estimate), math.exp(nll.low), math.exp(nll.high), nll.n,
+                         f"exp() of the {nll.method}", nll.confidence)  # fmt: skip
+        return {"perplexity": ratio.to_dict(), "nll_delta": nll.to_dict()}, {}
 
 
 @build_task.register(LanguageModelingTaskConfig)

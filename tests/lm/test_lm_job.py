@@ -73,3 +73,16 @@ def test_generation_job_with_speculative_decoding(compose_config, tiny_llama_dir
     speed = record["compressed"]["speed"]
     assert speed["decoding"] == "speculative" and speed["batch_size"] == 1
     assert speed["acceptance_rate"] == 1.0 and speed["drafted_tokens"] > 0
+
+
+def test_lm_job_keeps_window_outcomes_and_a_perplexity_interval(compose_config, tiny_llama_dir):
+    import pandas as pd
+
+    cfg = compose_config([f"model.name_or_path={tiny_llama_dir}", *FAST, *LM, "quant=int8"])
+    record = run_job(cfg)
+    items = pd.read_parquet(Path(cfg.paths.output_dir) / "items.parquet")
+    assert items["tokens"].sum() == record["compressed"]["quality"]["tokens"]
+    interval = record["ratios"]["intervals"]["perplexity"]
+    assert interval["estimate"] == pytest.approx(record["ratios"]["perplexity"], rel=1e-9)
+    assert interval["low"] <= interval["estimate"] <= interval["high"]
+    assert interval["n"] == len(items) == record["compressed"]["quality"]["windows"]

@@ -119,3 +119,25 @@ def test_recovered_model_is_trained_once_and_reused_across_quant_levels(
     assert second["compression"]["recovery"]["reused_from_cache"] is True
     assert second["compression"]["recovery"]["samples_seen"] == 64
     assert second["compression"]["prune"] == first["compression"]["prune"]
+
+
+def test_the_job_keeps_per_item_outcomes_and_paired_intervals(compose_config, tiny_pretrained_dir):
+    import pandas as pd
+
+    cfg = compose_config(_overrides(tiny_pretrained_dir, "prune=0.5", "quant=int8"))
+    record = run_job(cfg)
+    folder = Path(cfg.paths.output_dir)
+    items = pd.read_parquet(folder / "items.parquet")
+    assert len(items) == record["compressed"]["quality"]["n"] == 48
+    correct = items["compressed_prediction"] == items["label"]
+    assert correct.mean() == pytest.approx(record["compressed"]["quality"]["accuracy"])
+    accuracy = record["ratios"]["intervals"]["accuracy_delta"]
+    assert accuracy["estimate"] == pytest.approx(record["ratios"]["accuracy_delta"])
+    assert accuracy["low"] <= accuracy["estimate"] <= accuracy["high"] and accuracy["n"] == 48
+    mcnemar = record["ratios"]["tests"]["mcnemar"]
+    changed = (items["compressed_prediction"] != items["baseline_prediction"]).sum()
+    assert mcnemar["discordant"] <= changed and 0 <= mcnemar["p_value"] <= 1
+    rounds = pd.read_parquet(folder / "rounds.parquet")
+    assert rounds["compressed_ms"].tolist() == record["compressed"]["speed"]["samples_ms"]
+    latency = record["ratios"]["intervals"]["latency_p50"]
+    assert latency["estimate"] == pytest.approx(record["ratios"]["latency_p50"], rel=1e-3)
