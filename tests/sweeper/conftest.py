@@ -34,7 +34,7 @@ def run_sweep(tiny_job: list[str]) -> Callable[..., subprocess.CompletedProcess]
     def _run(
         sweep_dir: Path, *arguments: str, check: bool = True, env: dict | None = None, cwd=REPO
     ):
-        command = sweep_command(sweep_dir, *arguments, *tiny_job)
+        command = sweep_command(sweep_dir, *tiny_job, *arguments)  # the test's own settings win
         result = subprocess.run(
             command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300
         )
