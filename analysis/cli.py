@@ -9,9 +9,10 @@ from pathlib import Path
 from analysis import AnalysisError
 
 DESCRIPTION = """\
-Which factors of a compress sweep matter? Reads every job's .hydra/overrides.yaml,
-.hydra/config.yaml and metrics.json under RUN_DIR and writes runs.csv, report.md,
-report.html (self-contained) and one PNG per figure into RUN_DIR/analysis/."""
+Which factors of a compress sweep matter, and which recipe provably stays within the allowed
+quality drop? Reads every job's .hydra/overrides.yaml, .hydra/config.yaml and metrics.json under
+RUN_DIR (and items.parquet and rounds.parquet where jobs wrote them) and writes runs.csv,
+report.md, report.html (self-contained) and one PNG per figure into RUN_DIR/analysis/."""
 
 EPILOG = """\
 RUN_DIR may be a sweep (multirun/<date>/<time>), a single job folder, or a folder holding
@@ -61,7 +62,8 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=0.01,
         metavar="DROP",
-        help="best recipe: the fastest whose quality drop vs the baseline is at most DROP "
+        help="best recipe: the fastest whose quality drop vs the baseline is at most DROP even "
+        "at the upper bound of its 95%% CI, by point estimates for records without intervals "
         "(absolute for accuracy/F1, relative for perplexity; default: 0.01)",
     )
     parser.add_argument(

@@ -23,7 +23,7 @@ DPI = 100
 ERRORBAR = ("se", 1)
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def save(figure: Figure, path: Path) -> Path:
     figure.savefig(path, dpi=DPI)
     return path
 
@@ -71,7 +71,7 @@ def main_effects(
     figure.suptitle(
         f"Main effects on {label(response)} ({_mean(log)} ± 1 s.e.; dashed: grand {_mean(log)})"
     )
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def interaction(
@@ -98,7 +98,7 @@ def interaction(
     ax.set(xlabel=pair[0], ylabel=label(response), title=f"{pair[0]} × {pair[1]} ({_mean(log)}s)")
     ax.legend(title=pair[1], fontsize="small")
     _format(ax.yaxis, data[response], log)
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def qq(residuals: pd.Series, title: str, path: Path) -> Path:
@@ -106,7 +106,7 @@ def qq(residuals: pd.Series, title: str, path: Path) -> Path:
     ax = figure.subplots()
     stats.probplot(residuals, dist="norm", plot=ax)
     ax.set_title(f"Normal Q-Q plot of the residuals\n{title}", fontsize="medium")
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def pareto(table: pd.DataFrame, quality: str | None, path: Path) -> Path | None:
@@ -139,4 +139,4 @@ def pareto(table: pd.DataFrame, quality: str | None, path: Path) -> Path | None:
         _format(ax.yaxis, table[y])
         ax.legend(fontsize="small")
     figure.suptitle("Recipes: quality vs latency vs size (numbers as in the Pareto table)")
-    return _save(figure, path)
+    return save(figure, path)

@@ -15,6 +15,7 @@ from analysis.pareto import FRONT, RUNS
 from analysis.render import Block, Bullets, Heading, Image, Table, Text, markdown, page
 from analysis.responses import LATENCY, SIZE, cli_name, label
 from analysis.results import Options, Results, analyse
+from analysis.sections import item_figures, item_model_blocks, recipes_section
 from analysis.summary import response_name, summary
 
 ANOVA_COLUMNS = {
@@ -114,7 +115,7 @@ def _figures(anova: Anova, runs: Runs, out: Path) -> list[Block]:
     return blocks
 
 
-def _response_section(anova: Anova, runs: Runs, options: Options, out: Path) -> list[Block]:
+def _response_section(anova: Anova, results: Results, options: Options, out: Path) -> list[Block]:
     df = "" if anova.table is None else f", residual df = {anova.table.at['Residual', 'df']:g}"
     blocks: list[Block] = [
         Heading(f"Response: {response_name(anova)}"),
@@ -124,6 +125,7 @@ def _response_section(anova: Anova, runs: Runs, options: Options, out: Path) -> 
     if anova.table is not None:
         blocks.append(_anova_table(anova))
         blocks.append(Text(EFFECT_SIZES))
+    blocks += item_model_blocks(anova.response, results)
     for factor, tukey in anova.tukey.items():
         blocks.append(
             Text(
@@ -136,7 +138,7 @@ def _response_section(anova: Anova, runs: Runs, options: Options, out: Path) -> 
         blocks.append(Text("ANOVA assumptions, tested on the residuals:"))
         blocks.append(Table(anova.checks.set_index("test")))
     blocks += [Bullets([f"Warning: {w}" for w in anova.warnings])] if anova.warnings else []
-    return blocks + _figures(anova, runs, out)
+    return blocks + _figures(anova, results.runs, out)
 
 
 def _pareto_section(results: Results, out: Path) -> list[Block]:
@@ -167,9 +169,11 @@ def write_report(options: Options) -> tuple[Path, str]:
     results.runs.table.to_csv(out / "runs.csv", index=False)
     text = summary(results, options)
     title = "Sweep analysis: " + ", ".join(str(p) for p in options.paths)
-    blocks: list[Block] = [Heading(title, 1), Text(text), *_runs_section(results.runs)]
+    blocks: list[Block] = [Heading(title, 1), Text(text), *recipes_section(results, options)]
+    blocks += _runs_section(results.runs)
     for anova in results.anovas:
-        blocks += _response_section(anova, results.runs, options, out)
+        blocks += _response_section(anova, results, options, out)
+    blocks += item_figures(results, options, out)
     blocks += _pareto_section(results, out)
     (out / "report.md").write_text(markdown(blocks, out))
     (out / "report.html").write_text(page(blocks, title))

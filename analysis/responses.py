@@ -43,7 +43,7 @@ def label(column: str) -> str:
     return LABELS.get(column, column.removeprefix(QUALITY))
 
 
-def _metric_of(column: str) -> QualityMetric | None:
+def metric_of(column: str) -> QualityMetric | None:
     """The declared metric a column holds, derived figures included (``perplexity_vs_baseline``
     is a perplexity)."""
     name = column.rpartition(".")[2]
@@ -53,7 +53,7 @@ def _metric_of(column: str) -> QualityMetric | None:
 
 def higher_is_better(column: str) -> bool:
     """Scores are better high; what a task declares lower-is-better (perplexity) is not."""
-    metric = _metric_of(column)
+    metric = metric_of(column)
     return metric.higher_is_better if metric else True
 
 

@@ -9,6 +9,8 @@ import pandas as pd
 
 from analysis import AnalysisError
 from analysis.anova import Anova, fit_anova
+from analysis.comparison import Conclusions, conclude
+from analysis.items import Outcomes, load_outcomes
 from analysis.load import Runs, load_runs
 from analysis.pareto import best_recipe, recipes
 from analysis.responses import QUALITY, default_responses, quality_metric, resolve
@@ -32,7 +34,9 @@ class Results:
     anovas: list[Anova]
     quality: str | None  # the quality metric of the Pareto front and the constraint
     recipes: pd.DataFrame
-    best: pd.Series | None
+    best: pd.Series | None  # by point estimates, for records without intervals
+    conclusions: Conclusions
+    outcomes: Outcomes
 
 
 def analyse(options: Options) -> Results:
@@ -61,4 +65,6 @@ def analyse(options: Options) -> Results:
     ]
     quality = next((r for r in responses if r.startswith(QUALITY)), quality_metric(columns))
     table = recipes(runs.ok, runs.factors, quality)
-    return Results(runs, anovas, quality, table, best_recipe(table, options.max_quality_drop))
+    best = best_recipe(table, options.max_quality_drop)
+    conclusions = conclude(runs.ok, runs.factors, quality, options.max_quality_drop, options.alpha)
+    return Results(runs, anovas, quality, table, best, conclusions, load_outcomes(runs.ok))

@@ -1,4 +1,6 @@
-"""``python -m analysis`` end to end on a small sweep built in code, and its error exits."""
+"""``python -m analysis`` end to end on a small sweep built in code, and its error exits. The
+sweep is old-style: its records hold point estimates only, no items or timing rounds
+(test_conclusions covers sweeps with them)."""
 
 from __future__ import annotations
 
@@ -59,7 +61,7 @@ def test_every_figure_is_written_non_empty_and_referenced(report):
         f"{kind}_{response}{suffix}.png"
         for kind, suffix in (("main_effects", ""), ("interaction", "_prune_x_quant"), ("qq", ""))
         for response in ("accuracy", "latency", "size")
-    } | {"pareto.png"}
+    } | {"pareto.png", "breaking.png"}
     for name in pngs:
         data = (out / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000
@@ -91,6 +93,24 @@ def test_summary_names_significant_factors_and_the_best_recipe(report):
     assert re.search(r"latency p50 \(ms\): quant \(p < 0\.001\)[;.]", stdout)
     assert "The fastest recipe whose accuracy drops by at most 0.01" in stdout
     assert "is prune=0, quant=int8" in stdout
+    assert "Intervals are unavailable: the records hold no ratios.intervals" in stdout
+
+
+def test_an_old_sweep_gets_the_recipe_table_of_point_estimates(report):
+    out, _ = report
+    text = (out / "report.md").read_text()
+    header = (
+        "| recipe | runs | size (MB) | latency p50 (ms) | latency ratio | accuracy | Δ accuracy |\n"
+    )
+    assert text.index(header) < text.index("## Runs")
+    assert re.search(
+        r"\| prune=0\.6, quant=fp32 \| 2 \| [\d.e-]+ \| [\d.]+ \| [01]\.\d\d \| 0\.7\d* "
+        r"\| −0\.0[56]\d \|\n",
+        text,
+    )
+    assert "Intervals are unavailable: these records hold no ratios.intervals" in text
+    for absent in ("McNemar", "Holm", "CI", "within the limit", "Item-level model", "roc.png"):
+        assert absent not in text
 
 
 def test_report_lists_excluded_jobs_fixed_settings_and_tests(report):

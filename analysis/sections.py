@@ -1,0 +1,279 @@
+"""The report's sections built on intervals and per-item outcomes: the recipe table against the
+baseline, the item-level factor models beside the per-job ANOVA, and the item figures."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from functools import partial
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from statsmodels.tools.sm_exceptions import PerfectSeparationError
+
+from analysis import AnalysisError, item_plots
+from analysis.comparison import (
+    DELTA,
+    DROP_HIGH,
+    HOLM,
+    LATENCY_MS,
+    POWER,
+    RUNS,
+    SIZE_MB,
+    SPEED,
+    Conclusions,
+    P,
+    per_job,
+)
+from analysis.item_model import fit_item_model, latency_model
+from analysis.items import by_recipe, correctness, timings
+from analysis.load import level_label
+from analysis.pareto import TOLERANCE, recipe_labels
+from analysis.render import Block, Bullets, Heading, Image, Table, Text
+from analysis.responses import LATENCY, QUALITY, label
+from analysis.results import Options, Results
+from analysis.summary import constraint, formatted
+
+ACCURACY = f"{QUALITY}accuracy"  # item correctness is what accuracy averages
+PRUNE, PRUNE_METHOD = "prune", "prune_method"
+FIT_ERRORS = (AnalysisError, ValueError, np.linalg.LinAlgError, PerfectSeparationError)
+UNAVAILABLE = (
+    "Intervals are unavailable: these records hold no ratios.intervals (sweeps from before "
+    "per-item outcomes were kept), so every value here is a point estimate."
+)
+
+
+def _interval_cells(rows: pd.DataFrame, columns: tuple[str, str, str], fmt: str) -> pd.Series:
+    """``est [low, high]`` per row; the estimate alone where no interval was recorded."""
+
+    def cell(row: pd.Series) -> str:
+        estimate, low, high = (row[c] for c in columns)
+        if pd.isna(estimate):
+            return ""
+        text = formatted(estimate, fmt)
+        return text if pd.isna(low) else f"{text} [{formatted(low, fmt)}, {formatted(high, fmt)}]"
+
+    return rows.apply(cell, axis=1)
+
+
+def _within(bound: float, max_drop: float) -> str:
+    if pd.isna(bound):
+        return ""
+    return "yes" if bound <= max_drop + TOLERANCE else "no"
+
+
+def recipe_frame(conclusions: Conclusions, max_drop: float) -> pd.DataFrame:
+    """The baseline, then one row per recipe, as the report shows them."""
+    rows = pd.concat([conclusions.baseline.to_frame().T, conclusions.table])
+    headline = conclusions.headline
+    ci = f" [{conclusions.confidence:.0%} CI]" if conclusions.intervals else ""
+    frame = rows[[RUNS, SIZE_MB, LATENCY_MS]].copy()
+    frame[f"latency ratio{ci}"] = _interval_cells(rows, SPEED, ".2f")
+    if headline is not None:
+        frame[label(headline.column)] = rows[headline.column]
+        fmt = ".3f" if headline.ratio else "+.3f"
+        frame[f"{headline.name}{ci}"] = _interval_cells(rows, DELTA, fmt)
+        if rows[P].notna().any():
+            frame[[P, HOLM]] = rows[[P, HOLM]]
+        if rows[DROP_HIGH].notna().any():
+            frame["within the limit"] = rows[DROP_HIGH].map(lambda b: _within(b, max_drop))
+    frame.index.name = "recipe"
+    return frame
+
+
+def _tests_notes(conclusions: Conclusions, ci: str, max_drop: float) -> list[str]:
+    table, notes = conclusions.table, []
+    if table[P].notna().any():
+        notes.append(
+            "McNemar p: exact test of the items only one of the recipe and the baseline gets "
+            f"right. Holm p adjusts it for the family of all {table[P].notna().sum()} recipes "
+            "compared with the baseline in this report."
+        )
+    if table[DROP_HIGH].notna().any():
+        limit = constraint(conclusions.headline.column, max_drop)
+        notes.append(
+            f"Within the limit: {limit} vs the baseline even at the upper bound of the {ci}."
+        )
+    return notes
+
+
+def _recipe_notes(conclusions: Conclusions, options: Options) -> list[str]:
+    table, ci = conclusions.table, f"{conclusions.confidence:.0%} CI"
+    notes = [
+        f"The first row is the uncompressed baseline, averaged over the "
+        f"{int(conclusions.baseline[RUNS])} jobs that each measured it anew."
+    ]
+    if conclusions.intervals:
+        notes.append(
+            f"Intervals are the {ci}s each job recorded: paired bootstraps over the evaluation "
+            "items (quality) and over the timing rounds (latency ratio)."
+        )
+    if conclusions.headline is not None:
+        notes += _tests_notes(conclusions, ci, options.max_quality_drop)
+    replicated = int((table[RUNS] > 1).sum())
+    if replicated:
+        values = "values and bounds" if conclusions.intervals else "values"
+        tested = P in table and table[P].notna().any()
+        notes.append(
+            f"{replicated} of {len(table)} recipes ran more than once: their {values} are means "
+            "over their runs" + (", their McNemar p the largest of their runs." if tested else ".")
+        )
+    return notes
+
+
+def _power_note(conclusions: Conclusions, alpha: float) -> str:
+    power = conclusions.power
+    if power is None:
+        return ""
+    return (
+        f"Power: with {power.items} items and {power.basis}, McNemar's test detects "
+        f"{power.reach} at {POWER:.0%} power (alpha = {alpha:g})."
+    )
+
+
+def recipes_section(results: Results, options: Options) -> list[Block]:
+    conclusions = results.conclusions
+    blocks: list[Block] = [
+        Heading("Recipes against the baseline"),
+        Table(recipe_frame(conclusions, options.max_quality_drop)),
+    ]
+    if not conclusions.intervals:
+        blocks.append(Text(UNAVAILABLE))
+    notes = [*_recipe_notes(conclusions, options), _power_note(conclusions, options.alpha)]
+    blocks.append(Bullets([note for note in notes if note]))
+    unreadable = results.outcomes.unreadable
+    if unreadable:
+        blocks.append(Bullets([f"Left out: {reason}" for reason in unreadable]))
+    return blocks
+
+
+def estimable(levels: pd.DataFrame) -> bool:
+    """Whether the level combinations present separate every main effect and two-way
+    interaction. A fractional design or a missing recipe aliases some, and the fits would then
+    return arbitrary tests (statsmodels only warns) instead of failing."""
+    cells = levels.dropna().drop_duplicates().astype(str)
+    mains = [pd.get_dummies(cells[f], drop_first=True, dtype=float).to_numpy() for f in cells]
+    pairs = [
+        np.einsum("ij,ik->ijk", a, b).reshape(len(cells), -1) for a, b in combinations(mains, 2)
+    ]
+    design = np.hstack([np.ones((len(cells), 1)), *mains, *pairs])
+    return int(np.linalg.matrix_rank(design)) == design.shape[1]
+
+
+def _fit(fit: Callable[[], pd.DataFrame], levels: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
+    """The table ``fit`` returns and statsmodels' warnings, or None and a one-line reason."""
+    if not estimable(levels):
+        return None, (
+            "Not fitted: the recipes present cannot separate every main effect and two-way "
+            "interaction (a fractional design or missing recipes alias some)."
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            table = fit()
+        except FIT_ERRORS as error:
+            return None, f"Not fitted: {(str(error) or type(error).__name__).splitlines()[0]}."
+    ours = [w for w in caught if w.category.__module__.startswith("statsmodels")]
+    return table, " ".join(dict.fromkeys(f"Warning: {w.message}" for w in ours))
+
+
+def _term_name(term: str) -> str:
+    """``C(prune):C(quant)`` → ``prune:quant``, as the per-job ANOVA names terms."""
+    return ":".join(part[2:-1] if part.startswith("C(") else part for part in term.split(":"))
+
+
+def _model_blocks(
+    intro: str, fit: Callable[[], pd.DataFrame], levels: pd.DataFrame, columns: dict[str, str]
+) -> list[Block]:
+    table, note = _fit(fit, levels)
+    blocks: list[Block] = [Text(intro)]
+    if table is not None:
+        frame = table.rename(index=_term_name, columns=columns)
+        frame.index.name = "term"
+        blocks.append(Table(frame))
+    return blocks + ([Text(note)] if note else [])
+
+
+def _wald_table(long: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
+    return fit_item_model(long, factors).wald_table().set_index("term")
+
+
+def item_model_blocks(response: str, results: Results) -> list[Block]:
+    """The item-level test of the factors beside the per-job ANOVA of ``response``: item
+    correctness for accuracy, timing rounds for latency. Nothing for other responses."""
+    runs, outcomes, factors = results.runs, results.outcomes, results.runs.factors
+    if factors and response == ACCURACY and outcomes.classification:
+        long = correctness(outcomes, runs.ok, factors)
+        intro = (
+            f"Item-level model ({len(long)} rows: every item of {long['job'].nunique()} jobs): "
+            "binomial GEE of each item's correctness on the factors and their two-way "
+            "interactions, items as clusters (exchangeable correlation, robust errors); Wald "
+            "chi-square test of each term, sum-to-zero contrasts."
+        )
+        fit = partial(_wald_table, long, factors)
+        return _model_blocks(intro, fit, long[factors], {"chi2": "chi²", "p_value": "p"})
+    if factors and response == LATENCY and outcomes.rounds:
+        long = timings(outcomes, runs.ok, factors)
+        intro = (
+            f"Round-level model ({len(long)} rows: every timing round of "
+            f"{long['job'].nunique()} jobs): type II ANOVA of log(ms) per round on the factors "
+            "and their two-way interactions, rounds as replicates."
+        )
+        fit = partial(latency_model, long, factors)
+        return _model_blocks(intro, fit, long[factors], {"sum_sq": "sum of squares", "PR(>F)": "p"})
+    return []
+
+
+def _classification_figures(results: Results, out: Path) -> list[Block]:
+    outcomes, runs = results.outcomes, results.runs
+    if not outcomes.classification:
+        return []
+    groups = by_recipe(outcomes, runs.ok, recipe_labels(runs.ok, runs.factors))
+    classes = outcomes.classes
+    blocks: list[Block] = []
+    if all(f"score_{k}" in items for items in groups.values() for k in range(classes)):
+        path = item_plots.roc(groups, classes, out / "roc.png")
+        blocks.append(Image(path, "ROC curves from the item scores, baseline dashed"))
+    path = item_plots.confusion(groups, classes, out / "confusion.png")
+    return blocks + [Image(path, "Confusion matrices, baseline first")]
+
+
+def _breaking_curves(results: Results) -> pd.DataFrame | None:
+    """The quality comparison (delta or ratio) and its bounds per prune method, setting of the
+    other factors and pruned fraction, replicates averaged; None unless ``prune`` is a numeric
+    factor."""
+    runs, headline, ok = results.runs, results.conclusions.headline, results.runs.ok
+    if PRUNE not in runs.factors or headline is None:
+        return None
+    prune = pd.to_numeric(ok[PRUNE], errors="coerce")
+    if prune.isna().any():
+        return None
+    by_method = PRUNE_METHOD in runs.factors
+    methods = (
+        ok[PRUNE_METHOD].map(lambda m: f"{PRUNE_METHOD}={level_label(m)}") if by_method else ""
+    )
+    others = [f for f in runs.factors if f not in (PRUNE, PRUNE_METHOD)]
+    curves = per_job(ok, headline)[list(DELTA)].set_axis(["delta", "low", "high"], axis=1)
+    curves = curves.assign(method=methods, line=recipe_labels(ok, others), prune=prune)
+    return curves.groupby(["method", "line", "prune"], sort=False).mean().reset_index()
+
+
+def _breaking_points(results: Results, options: Options, out: Path) -> list[Block]:
+    curves = _breaking_curves(results)
+    if curves is None:
+        return []
+    headline = results.conclusions.headline
+    limit = headline.at_drop(options.max_quality_drop)
+    path = out / "breaking.png"
+    item_plots.breaking_points(curves, headline.name, headline.reference, limit, path)
+    bands = ", bands: intervals" if results.conclusions.intervals else ""
+    return [Image(path, f"Breaking points: {headline.name} vs prune{bands}")]
+
+
+def item_figures(results: Results, options: Options, out: Path) -> list[Block]:
+    blocks = _classification_figures(results, out) + _breaking_points(results, options, out)
+    if not blocks:
+        return []
+    return [Heading("Items and breaking points"), *blocks]
