@@ -183,6 +183,7 @@ def _compress_and_measure(config: Config, output_dir: Path) -> dict:
     environment = _environment(threads)
     task = build_task(config.task)
     baseline = ensure_baseline(config.model, task, Path(config.paths.cache_dir).expanduser())
+    task.adopt_baseline(baseline.info["training"])
     tokenizer = baseline.load_tokenizer()
     reference = baseline.load_model()
     overhead_s = time.perf_counter() - started

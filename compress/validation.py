@@ -23,6 +23,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from compress.data.checks import data_problems
 from compress.models import sources
 from compress.schema import (
     Config,
@@ -114,7 +115,8 @@ def config_problems(cfg: DictConfig) -> list[str]:
         folder = sources.locate(config.model.name_or_path, Path(config.paths.cache_dir))
     except ConfigError as error:
         return [str(error)]
-    return _structure_problems(config, folder) if folder is not None else []
+    structure = _structure_problems(config, folder) if folder is not None else []
+    return structure or data_problems(config, folder)
 
 
 def sweep_problems(compose: Callable[[list[str]], DictConfig], jobs: list[list[str]]) -> list[str]:

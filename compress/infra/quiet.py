@@ -8,4 +8,8 @@ def quiet_libraries() -> None:
 
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
     warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")

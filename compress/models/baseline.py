@@ -57,6 +57,7 @@ def baseline_key(model: ModelConfig, task: Task) -> str:
         "format": BASELINE_FORMAT,
         "artifact_format": FORMAT_VERSION,
         "name_or_path": model.name_or_path,
+        "finetuned": model.finetuned,
         "task": task.key_material(),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
@@ -67,7 +68,7 @@ def _build(model_config: ModelConfig, task: Task, cache_dir: Path, folder: Path)
     log.info(
         "training the baseline %s on %s (cached in %s)", model_config.name, task.config.name, folder
     )
-    model, tokenizer, training = task.train_baseline(pretrained)
+    model, tokenizer, training = task.train_baseline(pretrained, model_config.finetuned)
     quality, outputs = task.evaluate(model, tokenizer)
     save_artifact(model, folder / "model")
     tokenizer.save_pretrained(str(folder / "model" / TOKENIZER_DIR))

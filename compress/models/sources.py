@@ -135,7 +135,7 @@ def _looks_like_a_path(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or name.count("/") > 1
 
 
-def _hub_reachable() -> bool:
+def hub_reachable() -> bool:
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
         return False
     host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
@@ -160,7 +160,7 @@ def _folder_or_hub(name: str) -> Path | None:
     cached = try_to_load_from_cache(name, "config.json")
     if isinstance(cached, str):
         return Path(cached).parent
-    if not _hub_reachable():
+    if not hub_reachable():
         raise ModelSourceError(
             f"model.name_or_path={name} is neither a folder nor an installed package, and the "
             "model hub is unreachable (offline)",

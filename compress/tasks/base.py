@@ -37,8 +37,14 @@ class Task(Protocol):
     def key_material(self) -> dict:
         """Everything that changes the baseline (its cache key covers it)."""
 
-    def train_baseline(self, pretrained: str) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
-        """The uncompressed model, its tokenizer, and what training it cost."""
+    def train_baseline(
+        self, pretrained: str, finetuned: bool | None = None
+    ) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
+        """The uncompressed model, its tokenizer, and what training it cost (``finetuned``:
+        ``model.finetuned``, for tasks that train a head)."""
+
+    def adopt_baseline(self, training: dict) -> None:
+        """Take what the cached baseline was built with (a classifier's class order)."""
 
     def evaluate(
         self, model: Any, tokenizer: PreTrainedTokenizerBase, reference: dict | None = None

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from compress.data.tables import data_identity
 from compress.measure.decoding import (
     DraftCounter,
     acceptance_rate,
@@ -75,9 +76,12 @@ class CausalLMTask:
 
     def key_material(self) -> dict:
         """Everything that changes the baseline's cached quality and outputs."""
-        return {k: v for k, v in asdict(self.config).items() if k not in _NOT_BASELINE}
+        settings = {k: v for k, v in asdict(self.config).items() if k not in _NOT_BASELINE}
+        return settings | {"data_identity": data_identity(self.config.data)}
 
-    def train_baseline(self, pretrained: str) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
+    def train_baseline(
+        self, pretrained: str, finetuned: bool | None = None
+    ) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
         """No training: the baseline of a causal-LM task is the pretrained model itself."""
         model, tokenizer = load_causal_lm(pretrained)
         weights_note = source_note(pretrained)
@@ -86,6 +90,9 @@ class CausalLMTask:
             tokenizer,
             _NO_TRAINING | ({"weights_note": weights_note} if weights_note else {}),
         )
+
+    def adopt_baseline(self, training: dict) -> None:
+        """Nothing to take: the pretrained model has no task head."""
 
     def calibration_batches(
         self, tokenizer: PreTrainedTokenizerBase, count: int

@@ -1,5 +1,6 @@
-"""Sequence classification (the default sentiment task): baseline fine-tuning, evaluation,
-and the fixed-length batches that latency is measured on."""
+"""Text classification with any number of classes, on any data ``datasets`` reads: the
+baseline (the user's own trained head, or a fresh head fine-tuned), evaluation, per-item
+outcomes, and the batches that latency is measured on."""
 
 from __future__ import annotations
 
@@ -12,39 +13,54 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedTokenizerBase,
+)
 
-from compress.data.rotten_tomatoes import TextDataset, TextSplit, load_rotten_tomatoes
+from compress.data.heads import HeadChoice, choose_head
+from compress.data.labelled import LabelledData, SplitSizes, TextSplit, class_order, labelled_data
+from compress.data.tables import data_identity, load_data
 from compress.measure.latency import interleaved_latency
 from compress.measure.quality import classification_quality
 from compress.recovery.training import train_steps
-from compress.schema import SentimentTaskConfig
+from compress.schema import ClassificationTaskConfig, LengthMode
 from compress.stats.paired import mcnemar_exact, paired_bootstrap
 from compress.tasks.base import Bench, Runners, Speeds, build_task
 
 
 class ClassificationTask:
-    def __init__(self, config: SentimentTaskConfig) -> None:
+    def __init__(self, config: ClassificationTaskConfig) -> None:
         self.config = config
+        self.labels: list[str] | None = None  # class names in the baseline's id order
 
     @cached_property
-    def data(self) -> TextDataset:
+    def loaded(self):
+        return load_data(self.config.data)
+
+    @cached_property
+    def data(self) -> LabelledData:
         c = self.config
-        return load_rotten_tomatoes(c.train_size, c.calibration_size, c.eval_size, c.split_seed)
+        labels = self.labels or class_order(self.loaded, c.data)
+        sizes = SplitSizes(c.train_size, c.eval_size, c.calibration_size, c.split_seed)
+        return labelled_data(self.loaded, c.data, sizes, labels)
 
     def key_material(self) -> dict:
-        """Everything that changes the fine-tuned baseline."""
-        return asdict(self.config)
+        """Everything that changes the fine-tuned baseline: the settings and the data."""
+        return asdict(self.config) | {"data_identity": data_identity(self.config.data)}
+
+    def adopt_baseline(self, training: dict) -> None:
+        """Use the class order the cached baseline was built with."""
+        self.labels = training.get("labels") or self.labels
 
     def _encode(
-        self, tokenizer: PreTrainedTokenizerBase, texts: list[str], **padding: object
-    ) -> dict[str, torch.Tensor]:
-        return dict(
-            tokenizer(
-                texts, truncation=True, max_length=self.config.max_length,
-                return_tensors="pt", **({"padding": True} | padding),
-            )
-        )  # fmt: skip
+        self, tokenizer: PreTrainedTokenizerBase, texts: list[str], pairs: list[str] | None,
+        max_length: int, padding: bool | str = True,
+    ) -> dict[str, torch.Tensor]:  # fmt: skip
+        return dict(tokenizer(texts, pairs, truncation=True, max_length=max_length,
+                              padding=padding, return_tensors="pt"))  # fmt: skip
 
     def batches(
         self,
@@ -58,7 +74,9 @@ class ClassificationTask:
             order = np.random.default_rng(seed).permutation(len(split))
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            batch = self._encode(tokenizer, [split.texts[i] for i in rows])
+            pairs = [split.pairs[i] for i in rows] if split.pairs else None
+            texts = [split.texts[i] for i in rows]
+            batch = self._encode(tokenizer, texts, pairs, self.config.max_length)
             batch["labels"] = torch.as_tensor(split.labels[rows])
             yield batch
 
@@ -77,16 +95,34 @@ class ClassificationTask:
         epochs = (self.batches(tokenizer, train, batch_size, seed + e) for e in itertools.count())
         return itertools.chain.from_iterable(epochs)
 
-    def train_baseline(self, pretrained: str) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
-        """Fine-tune a fresh classification head, and the encoder under it, on the train split."""
+    def head(self, model_config: dict, finetuned: bool | None) -> HeadChoice:
+        """Whether the model's own head serves these labels (see compress.data.heads)."""
+        return choose_head(model_config, class_order(self.loaded, self.config.data), finetuned)
+
+    def train_baseline(
+        self, pretrained: str, finetuned: bool | None = None
+    ) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
+        """The model's own trained head as it is, or a fresh head fine-tuned (with the encoder
+        under it) on the train split."""
+        choice = self.head(AutoConfig.from_pretrained(pretrained).to_dict(), finetuned)
+        self.labels = choice.labels
+        tokenizer = AutoTokenizer.from_pretrained(pretrained)
+        facts = {"head": choice.reason, "labels": choice.labels}
+        if choice.finetuned:
+            model = AutoModelForSequenceClassification.from_pretrained(pretrained).eval()
+            return model, tokenizer, facts | {"steps": 0, "samples_seen": 0, "seconds": 0.0,
+                                              "final_loss": None}  # fmt: skip
         tuning = self.config.finetune
         torch.manual_seed(tuning.seed)
-        tokenizer = AutoTokenizer.from_pretrained(pretrained)
-        model = AutoModelForSequenceClassification.from_pretrained(pretrained, num_labels=2)
+        names = dict(enumerate(choice.labels))
+        model = AutoModelForSequenceClassification.from_pretrained(
+            pretrained, num_labels=len(names), id2label=names,
+            label2id={v: k for k, v in names.items()}, ignore_mismatched_sizes=True,
+        )  # fmt: skip
         steps = tuning.epochs * -(-len(self.data.train) // tuning.batch_size)
         batches = self.train_batches(tokenizer, tuning.batch_size, tuning.seed)
         stats = train_steps(model, batches, steps, tuning, description="fine-tune baseline")
-        return model, tokenizer, stats
+        return model, tokenizer, facts | stats
 
     @torch.inference_mode()
     def predict(self, model: nn.Module, tokenizer: PreTrainedTokenizerBase) -> dict:
@@ -110,7 +146,8 @@ class ClassificationTask:
         quality = classification_quality(
             self.data.eval.labels,
             np.asarray(outputs["predictions"]),
-            np.asarray(outputs["positive_scores"]),
+            np.asarray(outputs["scores"]),
+            self.data.label_names,
             None if reference is None else np.asarray(reference["predictions"]),
         )
         return quality, outputs
@@ -136,27 +173,49 @@ class ClassificationTask:
             "mcnemar": mcnemar_exact(baseline, compressed)
         }
 
+    def _speed_batches(self, tokenizer: PreTrainedTokenizerBase, size: int, bench: Bench) -> list:
+        """``lengths=fixed``: one batch of held-out texts padded or cut to ``bench.seq_len``;
+        ``data``: every run of ``size`` consecutive held-out texts at their own lengths
+        (padded to the batch's longest, cut at ``bench.seq_len``), timed in turn."""
+        split = self.data.eval
+        if bench.lengths == LengthMode.fixed:
+            groups = [[i % len(split) for i in range(size)]]
+        else:
+            groups = [list(range(s, s + size)) for s in range(0, len(split) - size + 1, size)]
+            groups = groups or [[i % len(split) for i in range(size)]]
+        padding = "max_length" if bench.lengths == LengthMode.fixed else True
+        return [
+            self._encode(tokenizer, [split.texts[i] for i in rows],
+                         [split.pairs[i] for i in rows] if split.pairs else None,
+                         bench.seq_len, padding)
+            for rows in groups
+        ]  # fmt: skip
+
     def measure_speed(
         self, models: Runners, tokenizer: PreTrainedTokenizerBase, batch_size: int, bench: Bench
     ) -> Speeds:
-        """Forward latency on real held-out snippets padded or cut to ``bench.seq_len``."""
-        texts = [self.data.eval.texts[i % len(self.data.eval)] for i in range(batch_size)]
-        inputs = dict(
-            tokenizer(
-                texts, truncation=True, max_length=bench.seq_len, padding="max_length",
-                return_tensors="pt",
-            )
-        )  # fmt: skip
-        runners = {name: partial(model, **inputs) for name, model in models.items()}
+        """Forward latency on held-out texts: at a fixed length, or at the data's own lengths;
+        every model gets the same batch in the same round."""
+        batches = self._speed_batches(tokenizer, batch_size, bench)
+        runners = {
+            name: partial(_call_next, model, itertools.cycle(batches))
+            for name, model in models.items()
+        }
         with torch.inference_mode():
             timings = interleaved_latency(
                 runners, bench.warmup, bench.repeats, batch_size, bench.watts_per_core
             )
-        shape = {"batch_size": batch_size, "seq_len": bench.seq_len}
+        tokens = float(np.mean([b["input_ids"].shape[1] for b in batches]))
+        shape = {"batch_size": batch_size, "seq_len": bench.seq_len, "lengths": bench.lengths,
+                 "tokens_mean": tokens}  # fmt: skip
         counts = {"warmup": bench.warmup, "repeats": bench.repeats}
         return {name: {**shape, **counts, **stats} for name, stats in timings.items()}
 
 
-@build_task.register(SentimentTaskConfig)
-def _sentiment(config: SentimentTaskConfig) -> ClassificationTask:
+def _call_next(model: nn.Module, batches: Iterator[dict]) -> object:
+    return model(**next(batches))
+
+
+@build_task.register(ClassificationTaskConfig)
+def _classification(config: ClassificationTaskConfig) -> ClassificationTask:
     return ClassificationTask(config)

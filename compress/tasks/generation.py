@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from compress.data.corpora import chatterbot_prompts
+from compress.data.texts import prompts_with_references
 from compress.measure.text_quality import fidelity, sentence_scores, text_quality
 from compress.schema import GenerationTaskConfig
 from compress.stats.paired import paired_bootstrap
@@ -42,7 +42,7 @@ class GenerationTask(CausalLMTask):
     def split(self) -> tuple[list[Prompt], list[Prompt]]:
         """A seeded permutation of the distinct prompts: the first ``num_prompts`` are held
         out, the rest calibrate."""
-        prompts = list(chatterbot_prompts().items())
+        prompts = list(prompts_with_references(self.config.data).items())
         if self.config.num_prompts >= len(prompts):
             raise ValueError(
                 f"task.num_prompts={self.config.num_prompts} leaves no calibration prompts "

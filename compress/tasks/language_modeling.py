@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from compress.data.corpora import CORPORA, LMText
+from compress.data.texts import LMText, lm_text
 from compress.measure.perplexity import perplexity
 from compress.schema import LanguageModelingTaskConfig
 from compress.stats.paired import Interval, paired_bootstrap_weighted
@@ -23,11 +23,10 @@ from compress.tasks.causal_lm import CausalLMTask, token_ids
 class LanguageModelingTask(CausalLMTask):
     def __init__(self, config: LanguageModelingTaskConfig) -> None:
         self.config = config
-        self._load_text = CORPORA[config.corpus]
 
     @cached_property
     def text(self) -> LMText:
-        return self._load_text()
+        return lm_text(self.config.data)
 
     def calibration_text(self) -> str:
         return self.text.calibration
@@ -52,7 +51,7 @@ class LanguageModelingTask(CausalLMTask):
         outputs, also the ratio of perplexities and the difference of NLLs."""
         c = self.config
         quality = perplexity(model, self.eval_ids(tokenizer), c.window, c.stride)
-        quality["corpus"] = c.corpus
+        quality["corpus"] = c.data.name or c.data.files.train
         outputs = {"perplexity": quality["perplexity"], "nll": quality["nll"],
                    "window_nll": quality.pop("window_nll"),
                    "window_tokens": quality.pop("window_tokens")}  # fmt: skip

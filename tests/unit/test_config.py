@@ -115,8 +115,8 @@ CHOICES = [
     ("prune_method.drop=foo", ["prune_method=layers"], "top, bottom"),
     ("schedule.curve=foo", ["schedule=iterative"], "cubic, linear"),
     ("task.decoding=foo", ["task=lm"], "standard, speculative"),
-    ("task.corpus=foo", ["task=lm"], "wikipedia, wikitext2"),
     ("bench.load_method=foo", [], "zero_copy, read, from_pretrained"),
+    ("bench.lengths=foo", [], "fixed, data"),
 ]
 
 

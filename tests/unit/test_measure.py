@@ -36,14 +36,31 @@ def test_interleaved_latency_alternates_and_counts_repeats():
 def test_quality_metrics_match_hand_counts():
     labels = np.array([1, 1, 1, 0, 0, 0])
     predictions = np.array([1, 1, 0, 0, 0, 1])
-    scores = np.array([0.9, 0.8, 0.4, 0.3, 0.2, 0.6])
-    quality = classification_quality(labels, predictions, scores, np.array([1, 1, 1, 0, 0, 1]))
+    positive = np.array([0.9, 0.8, 0.4, 0.3, 0.2, 0.6])
+    scores = np.stack([1 - positive, positive], axis=1)
+    reference = np.array([1, 1, 1, 0, 0, 1])
+    quality = classification_quality(labels, predictions, scores, ["neg", "pos"], reference)
     assert quality["accuracy"] == pytest.approx(4 / 6)
     assert quality["precision"] == pytest.approx(2 / 3)
     assert quality["recall"] == pytest.approx(2 / 3)
     assert quality["confusion_matrix"] == [[2, 1], [1, 2]]
     assert quality["roc_auc"] == pytest.approx(8 / 9)
     assert quality["agreement"] == pytest.approx(5 / 6)
+
+
+def test_multiclass_quality_matches_scikit_learn_and_hand_counts():
+    labels = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    predictions = np.array([0, 1, 1, 1, 2, 0, 3, 3])
+    scores = np.full((8, 4), 0.1)
+    scores[np.arange(8), predictions] = 0.7
+    quality = classification_quality(labels, predictions, scores, ["a", "b", "c", "d"])
+    assert quality["accuracy"] == pytest.approx(6 / 8)
+    assert quality["f1_per_class"] == pytest.approx({"a": 0.5, "b": 0.8, "c": 2 / 3, "d": 1.0})
+    assert quality["f1"] == quality["f1_macro"] == pytest.approx((0.5 + 0.8 + 2 / 3 + 1) / 4)
+    assert quality["recall_weighted"] == pytest.approx(6 / 8)  # equal class counts
+    assert len(quality["confusion_matrix"]) == 4 and quality["confusion_matrix"][0] == [1, 1, 0, 0]
+    assert 0.5 < quality["roc_auc"] <= 1 and quality["labels"] == ["a", "b", "c", "d"]
+    assert "agreement" not in quality and "predicted_positive_rate" not in quality
 
 
 def test_size_counts_packed_int8_weights():
