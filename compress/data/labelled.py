@@ -73,6 +73,7 @@ def class_order(loaded: LoadedData, data: DataConfig) -> list[str]:
         return [str(label) for label in data.labels]
     if loaded.class_names:
         return loaded.class_names
+    _checked(loaded.train, data, loaded.source)  # the columns exist and hold what they should
     values = pd.Series(loaded.train[data.label_column].dropna().unique())
     numeric = pd.to_numeric(values, errors="coerce")
     ordered = values[numeric.argsort()] if numeric.notna().all() else values.sort_values()

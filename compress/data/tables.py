@@ -154,6 +154,10 @@ def text_values(frame: pd.DataFrame, key: str, column: str, source: str) -> list
 def load_data(data: DataConfig) -> LoadedData:
     """The rows of the train split and of the eval split (None without one)."""
     check_source(data)
+    import datasets
+
+    datasets.disable_progress_bars()  # a job's log and a refusal's one line stay readable
+    datasets.logging.set_verbosity_error()
     if data.files.train:
         source, tables = _from_files(data)
     elif data.name and data.name.startswith(SHIPPED_PREFIX):

@@ -51,7 +51,7 @@ class LanguageModelingTask(CausalLMTask):
         outputs, also the ratio of perplexities and the difference of NLLs."""
         c = self.config
         quality = perplexity(model, self.eval_ids(tokenizer), c.window, c.stride)
-        quality["corpus"] = c.data.name or c.data.files.train
+        quality["corpus"] = c.data.files.train or c.data.name
         outputs = {"perplexity": quality["perplexity"], "nll": quality["nll"],
                    "window_nll": quality.pop("window_nll"),
                    "window_tokens": quality.pop("window_tokens")}  # fmt: skip

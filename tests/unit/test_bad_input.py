@@ -138,3 +138,53 @@ def test_free_notes_under_tag_are_accepted(tmp_path: Path):
                      cache=tmp_path / "cache")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "tag:\n  owner: ana\n  ticket: 42" in result.stdout
+
+
+def _write(folder: Path) -> dict[str, Path]:
+    rows = [f"review number {i} of a film" for i in range(40)]
+    labelled = [f"{r},{'pos' if i % 2 else 'neg'},{i}" for i, r in enumerate(rows)]
+    files = {
+        "good": ("text,label,score", labelled),
+        "one_class": ("text,label", [f"{r},pos" for r in rows]),
+    }
+    paths = {}
+    for name, (header, lines) in files.items():
+        paths[name] = folder / f"{name}.csv"
+        paths[name].write_text("\n".join([header, *lines]) + "\n")
+    return paths
+
+
+BAD_DATA = [
+    (["task.data.files.train={missing}"], "task.data.files.train={missing}: no such file, "
+     "accepted: a .csv, .tsv, .json, .jsonl, .parquet or .txt file (optionally compressed)"),
+    (["task.data.files.train={good}", "task.data.text_column=body"],
+     "task.data.text_column=body is not a column of {good}, accepted: text, label, score"),
+    (["task.data.files.train={good}", "task.data.label_column=sentiment"],
+     "task.data.label_column=sentiment is not a column of {good}, accepted: text, label, score"),
+    (["task.data.files.train={one_class}"], "task.data.label_column=label holds 1 class (pos) "
+     "in {one_class}, accepted: a column with two or more classes"),
+    (["task.data.files.train={good}", "task.eval_size=40"], "the train split of {good} is "
+     "empty after holding out 40 eval and 0 calibration rows, accepted: more rows, or smaller "
+     "eval and calibration sizes"),
+    (["task.data.files.train={good}", "task.data.text_column=score"],
+     "task.data.text_column=score holds non-strings (int) in {good}, accepted: a column of text"),
+    (["task.data.files.train={good}", "model.finetuned=true"], "model.finetuned=true but the "
+     "model's labels {{}} are not the data's {{neg, pos}}, accepted: a model whose id2label names "
+     "the data's classes, or model.finetuned=false"),
+    (["task.data.files.eval={good}", "task.data.name=null"], "task.data.files.eval is set "
+     "without files.train, accepted: task.data.files.train=<file>"),
+    (["task.data.name=glue"], "task.data.name=glue is not shipped data or a local file, and the "
+     "dataset hub is unreachable (offline), accepted: task.data.files.train=<local file>, or "
+     "shipped:<name>"),
+    (["task.data.name=shipped:imdb"], "task.data.name=shipped:imdb is not shipped, accepted: "
+     "shipped:rotten_tomatoes, shipped:chatterbot_topics, shipped:wikipedia, shipped:chatterbot"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("overrides", "line"), BAD_DATA, ids=[o[-1] for o, _ in BAD_DATA])
+def test_bad_data_is_one_line_before_torch(tmp_path: Path, overrides: list[str], line: str):
+    paths = {**_write(tmp_path), "missing": tmp_path / "missing.csv"}
+    arguments = ["task=classification", *(o.format(**paths) for o in overrides)]
+    result = run_cli(*arguments, cwd=tmp_path, cache=tmp_path / "cache")
+    assert error_lines(result.stderr) == [f"error: {line.format(**paths)}"]
+    assert result.returncode == 2 and not imported_torch(result.stderr)
