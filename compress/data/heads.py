@@ -34,9 +34,19 @@ def _listed(names: list[str]) -> str:
     return "{" + ", ".join(sorted(names)) + "}"
 
 
+def _in_data_names(names: list[str] | None, data_labels: list[str]) -> list[str] | None:
+    """The model's classes (in its id order) under the data's names, matched without regard
+    to case (a head saying POSITIVE serves data saying positive); None if they differ."""
+    by_key = {label.casefold(): label for label in data_labels}
+    if names is None or sorted(n.casefold() for n in names) != sorted(by_key):
+        return None
+    return [by_key[name.casefold()] for name in names]
+
+
 def choose_head(model_config: dict, data_labels: list[str], finetuned: bool | None) -> HeadChoice:
     names = model_labels(model_config)
-    matches = names is not None and sorted(names) == sorted(data_labels)
+    ordered = _in_data_names(names, data_labels)
+    matches = ordered is not None
     if finetuned is True and not matches:
         raise DataError(
             f"model.finetuned=true but the model's labels {_listed(names or [])} are not the "
@@ -53,4 +63,4 @@ def choose_head(model_config: dict, data_labels: list[str], finetuned: bool | No
         if finetuned
         else "detected: the model's id2label names the data's classes"
     )
-    return HeadChoice(True, names, f"the model's own head, not fine-tuned ({how})")
+    return HeadChoice(True, ordered, f"the model's own head, not fine-tuned ({how})")
