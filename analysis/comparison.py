@@ -114,7 +114,7 @@ class Power:
     @property
     def reach(self) -> str:
         if math.isinf(self.drop):
-            return "no accuracy drop at all"
+            return "no accuracy drop: too few items change their answer to reach that power"
         return f"accuracy drops of {self.drop:.3g} or more"
 
     @property

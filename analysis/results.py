@@ -10,6 +10,7 @@ import pandas as pd
 from analysis import AnalysisError
 from analysis.anova import Anova, fit_anova
 from analysis.comparison import Conclusions, conclude
+from analysis.item_tests import ItemTest, item_tests
 from analysis.items import Outcomes, load_outcomes
 from analysis.load import Runs, load_runs
 from analysis.pareto import best_recipe, recipes
@@ -37,6 +38,7 @@ class Results:
     best: pd.Series | None  # by point estimates, for records without intervals
     conclusions: Conclusions
     outcomes: Outcomes
+    item_tests: dict[str, ItemTest]
 
 
 def analyse(options: Options) -> Results:
@@ -67,4 +69,6 @@ def analyse(options: Options) -> Results:
     table = recipes(runs.ok, runs.factors, quality)
     best = best_recipe(table, options.max_quality_drop)
     conclusions = conclude(runs.ok, runs.factors, quality, options.max_quality_drop, options.alpha)
-    return Results(runs, anovas, quality, table, best, conclusions, load_outcomes(runs.ok))
+    outcomes = load_outcomes(runs.ok)
+    tests = item_tests(runs, outcomes, responses)
+    return Results(runs, anovas, quality, table, best, conclusions, outcomes, tests)

@@ -3,17 +3,11 @@ baseline, the item-level factor models beside the per-job ANOVA, and the item fi
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
-from functools import partial
-from itertools import combinations
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from statsmodels.tools.sm_exceptions import PerfectSeparationError
 
-from analysis import AnalysisError, item_plots
+from analysis import item_plots
 from analysis.comparison import (
     DELTA,
     DROP_HIGH,
@@ -27,18 +21,16 @@ from analysis.comparison import (
     P,
     per_job,
 )
-from analysis.item_model import fit_item_model, latency_model
-from analysis.items import by_recipe, correctness, timings
+from analysis.item_tests import term_name
+from analysis.items import by_recipe
 from analysis.load import level_label
 from analysis.pareto import TOLERANCE, recipe_labels
 from analysis.render import Block, Bullets, Heading, Image, Table, Text
-from analysis.responses import LATENCY, QUALITY, label
+from analysis.responses import label
 from analysis.results import Options, Results
 from analysis.summary import constraint, formatted
 
-ACCURACY = f"{QUALITY}accuracy"  # item correctness is what accuracy averages
 PRUNE, PRUNE_METHOD = "prune", "prune_method"
-FIT_ERRORS = (AnalysisError, ValueError, np.linalg.LinAlgError, PerfectSeparationError)
 UNAVAILABLE = (
     "Intervals are unavailable: these records hold no ratios.intervals (sweeps from before "
     "per-item outcomes were kept), so every value here is a point estimate."
@@ -149,81 +141,17 @@ def recipes_section(results: Results, options: Options) -> list[Block]:
     return blocks
 
 
-def estimable(levels: pd.DataFrame) -> bool:
-    """Whether the level combinations present separate every main effect and two-way
-    interaction. A fractional design or a missing recipe aliases some, and the fits would then
-    return arbitrary tests (statsmodels only warns) instead of failing."""
-    cells = levels.dropna().drop_duplicates().astype(str)
-    mains = [pd.get_dummies(cells[f], drop_first=True, dtype=float).to_numpy() for f in cells]
-    pairs = [
-        np.einsum("ij,ik->ijk", a, b).reshape(len(cells), -1) for a, b in combinations(mains, 2)
-    ]
-    design = np.hstack([np.ones((len(cells), 1)), *mains, *pairs])
-    return int(np.linalg.matrix_rank(design)) == design.shape[1]
-
-
-def _fit(fit: Callable[[], pd.DataFrame], levels: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
-    """The table ``fit`` returns and statsmodels' warnings, or None and a one-line reason."""
-    if not estimable(levels):
-        return None, (
-            "Not fitted: the recipes present cannot separate every main effect and two-way "
-            "interaction (a fractional design or missing recipes alias some)."
-        )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            table = fit()
-        except FIT_ERRORS as error:
-            return None, f"Not fitted: {(str(error) or type(error).__name__).splitlines()[0]}."
-    ours = [w for w in caught if w.category.__module__.startswith("statsmodels")]
-    return table, " ".join(dict.fromkeys(f"Warning: {w.message}" for w in ours))
-
-
-def _term_name(term: str) -> str:
-    """``C(prune):C(quant)`` → ``prune:quant``, as the per-job ANOVA names terms."""
-    return ":".join(part[2:-1] if part.startswith("C(") else part for part in term.split(":"))
-
-
-def _model_blocks(
-    intro: str, fit: Callable[[], pd.DataFrame], levels: pd.DataFrame, columns: dict[str, str]
-) -> list[Block]:
-    table, note = _fit(fit, levels)
-    blocks: list[Block] = [Text(intro)]
-    if table is not None:
-        frame = table.rename(index=_term_name, columns=columns)
+def item_model_blocks(response: str, results: Results) -> list[Block]:
+    """The item-level test of the factors beside the per-job ANOVA of ``response``."""
+    test = results.item_tests.get(response)
+    if test is None:
+        return []
+    blocks: list[Block] = [Text(test.intro)]
+    if test.table is not None:
+        frame = test.table.rename(index=term_name, columns=test.columns)
         frame.index.name = "term"
         blocks.append(Table(frame))
-    return blocks + ([Text(note)] if note else [])
-
-
-def _wald_table(long: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
-    return fit_item_model(long, factors).wald_table().set_index("term")
-
-
-def item_model_blocks(response: str, results: Results) -> list[Block]:
-    """The item-level test of the factors beside the per-job ANOVA of ``response``: item
-    correctness for accuracy, timing rounds for latency. Nothing for other responses."""
-    runs, outcomes, factors = results.runs, results.outcomes, results.runs.factors
-    if factors and response == ACCURACY and outcomes.classification:
-        long = correctness(outcomes, runs.ok, factors)
-        intro = (
-            f"Item-level model ({len(long)} rows: every item of {long['job'].nunique()} jobs): "
-            "binomial GEE of each item's correctness on the factors and their two-way "
-            "interactions, items as clusters (exchangeable correlation, robust errors); Wald "
-            "chi-square test of each term, sum-to-zero contrasts."
-        )
-        fit = partial(_wald_table, long, factors)
-        return _model_blocks(intro, fit, long[factors], {"chi2": "chi²", "p_value": "p"})
-    if factors and response == LATENCY and outcomes.rounds:
-        long = timings(outcomes, runs.ok, factors)
-        intro = (
-            f"Round-level model ({len(long)} rows: every timing round of "
-            f"{long['job'].nunique()} jobs): type II ANOVA of log(ms) per round on the factors "
-            "and their two-way interactions, rounds as replicates."
-        )
-        fit = partial(latency_model, long, factors)
-        return _model_blocks(intro, fit, long[factors], {"sum_sq": "sum of squares", "PR(>F)": "p"})
-    return []
+    return blocks + ([Text(test.note)] if test.note else [])
 
 
 def _classification_figures(results: Results, out: Path) -> list[Block]:

@@ -6,6 +6,7 @@ import pandas as pd
 
 from analysis.anova import Anova
 from analysis.comparison import DELTA, DROP_HIGH, POWER, RUNS, SIZE_RATIO, SPEED, Conclusions
+from analysis.item_tests import ItemTest
 from analysis.load import EXCLUDED
 from analysis.pareto import DROP
 from analysis.responses import higher_is_better, label
@@ -29,9 +30,14 @@ def _jobs(results: Results) -> str:
     return text + (f" ({', '.join(excluded)}: left out of the fits)." if excluded else ".")
 
 
-def _verdict(anova: Anova, alpha: float) -> str:
+def _verdict(anova: Anova, alpha: float, test: ItemTest | None) -> str:
     if anova.table is None:
-        return f"{response_name(anova)}: not tested (see its section)"
+        if test is None or test.table is None:
+            return f"{response_name(anova)}: not tested per job (see its section)"
+        found = [f"{t} ({_p_text(p)})" for t, p in test.p_values().items() if p < alpha]
+        item = "item" if anova.response.startswith("compressed.quality") else "round"
+        return (f"{response_name(anova)} ({item}-level model): "
+                f"{', '.join(found) or 'no significant factor'}")  # fmt: skip
     names = {t: " = ".join([t, *aliases]) for t, aliases in anova.aliases.items()}
     significant = [
         f"{names.get(t, t)} ({_p_text(p)})" for t, p in anova.p_values().items() if p < alpha
@@ -149,7 +155,10 @@ def _best(results: Results, max_drop: float) -> list[str]:
 def summary(results: Results, options: Options) -> str:
     parts = [_jobs(results)]
     if results.runs.factors:
-        verdicts = "; ".join(_verdict(anova, options.alpha) for anova in results.anovas)
+        verdicts = "; ".join(
+            _verdict(anova, options.alpha, results.item_tests.get(anova.response))
+            for anova in results.anovas
+        )
         parts.append(f"Factors: {', '.join(results.runs.factors)}.")
         parts.append(f"Significant at alpha = {options.alpha:g}: {verdicts}.")
     else:

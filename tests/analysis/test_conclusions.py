@@ -30,11 +30,12 @@ from analysis.comparison import (
     non_inferior,
     recipe_table,
 )
+from analysis.item_tests import ACCURACY, estimable
 from analysis.pareto import best_recipe, recipes
 from analysis.render import Table, Text
 from analysis.responses import LATENCY, SIZE
 from analysis.results import Options, Results, analyse
-from analysis.sections import ACCURACY, estimable, item_model_blocks
+from analysis.sections import item_model_blocks
 from analysis.summary import power_warning, summary
 from compress.stats.paired import min_detectable_difference
 from tests.analysis.records import paired_job, write_sweep
