@@ -2,10 +2,14 @@
 
     python benchmarks/compression.py --model minilm          # fine-tuned MiniLM, with quality
     python benchmarks/compression.py --model bert-base       # random-init BERT-base shape, speed
+    python benchmarks/compression.py --model minilm --clock-ghz 3.6   # the cores' real clock
 
 All variants are timed round-robin in the same loop (each round runs every variant once, in
 alternating order), so machine drift hits them alike; ratios are medians against fp32 from
-that same loop. Writes ``benchmarks/results/compression_<model>.{csv,json,md}``.
+that same loop. Each variant's ``floor_b1``/``floor_b8`` is the fraction of the CPU's
+arithmetic floor it reaches: FLOPs of its forward pass (counted on the pruned model) / peak
+of its compute dtype from the CPU flags (:mod:`roofline`) / measured p50. Writes
+``benchmarks/results/compression_<model>.{csv,json,md}``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 from omegaconf import OmegaConf
+from roofline import clock_hz as cpu_clock_hz
+from roofline import forward_flops, isa_peak
 
 from compress.backends import compress_on, load_artifact
 from compress.defaults import compose_config, default_baseline
@@ -40,12 +46,19 @@ from compress.schema import (
     NoPruningConfig,
     OnnxRuntimeBackendConfig,
     TorchBackendConfig,
+    TorchCompiledBackendConfig,
 )
 from compress.storage.artifact import disk_bytes
 from compress.tasks import build_task
 
 ROOT = Path(__file__).resolve().parents[1]
-TORCH, ORT = TorchBackendConfig(), OnnxRuntimeBackendConfig()
+TORCH, ORT, COMPILED = (
+    TorchBackendConfig(),
+    OnnxRuntimeBackendConfig(),
+    TorchCompiledBackendConfig(),
+)
+# the dtype each level computes in, for the arithmetic peak it is held against
+COMPUTE = {"fp32": "fp32", "bf16": "bf16", "int8": "int8", "int8_static": "int8", "int4": "fp32"}
 NONE = NoPruningConfig()
 STRUCTURED = HeadAndNeuronPruningConfig(name="heads_neurons")
 UNSTRUCTURED = MagnitudePruningConfig(name="global_l1")
@@ -76,6 +89,12 @@ VARIANTS = [
     Variant("ORT int8 static", NONE, 0.0, Int8StaticConfig(), ORT),
     Variant("ORT int4", NONE, 0.0, Int4WeightOnlyConfig(), ORT),
     Variant("50% heads+FFN ORT int8", STRUCTURED, 0.5, Int8DynamicConfig(), ORT),
+    Variant("compiled fp32", NONE, 0.0, Float32Config(), COMPILED),
+    Variant("compiled bf16", NONE, 0.0, BFloat16Config(), COMPILED),
+    Variant("compiled int8 dynamic", NONE, 0.0, Int8DynamicConfig(), COMPILED),
+    Variant("compiled int8 static", NONE, 0.0, Int8StaticConfig(), COMPILED),
+    Variant("50% heads+FFN compiled int8", STRUCTURED, 0.5, Int8DynamicConfig(), COMPILED),
+    Variant("50% heads+FFN compiled int8 static", STRUCTURED, 0.5, Int8StaticConfig(), COMPILED),
 ]
 
 
@@ -107,12 +126,13 @@ def _compress(variant: Variant, build, task, tokenizer, folder: Path):
     context = CompressionContext(calibration=partial(task.calibration_batches, tokenizer))
     start = time.perf_counter()
     prune_model(variant.prune, model, variant.amount, context)
+    flops = {batch: forward_flops(model, batch, 128) for batch in (1, 8)}
     compressed = compress_on(variant.backend, model, variant.quant, context, folder)
     seconds = time.perf_counter() - start
-    return compressed, seconds
+    return compressed, seconds, flops
 
 
-def run(model_name: str, repeats: int, warmup: int, quality: bool) -> pd.DataFrame:
+def run(model_name: str, repeats: int, warmup: int, quality: bool, clock_hz: float) -> pd.DataFrame:
     quiet_libraries()
     threads = default_threads()
     torch.set_num_threads(threads)
@@ -121,9 +141,10 @@ def run(model_name: str, repeats: int, warmup: int, quality: bool) -> pd.DataFra
     with tempfile.TemporaryDirectory() as scratch:
         for variant in VARIANTS:
             folder = Path(scratch) / variant.label.replace(" ", "_").replace("%", "")
-            compressed, seconds = _compress(variant, build, task, tokenizer, folder)
+            compressed, seconds, flops = _compress(variant, build, task, tokenizer, folder)
             row = {"method": variant.label, "disk_bytes": disk_bytes(folder),
-                   "compress_s": seconds}  # fmt: skip
+                   "compress_s": seconds, "dtype": COMPUTE[variant.quant.name],
+                   **{f"flops_b{b}": f for b, f in flops.items()}}  # fmt: skip
             if quality and reference is not None:
                 scores, _ = task.evaluate(compressed.model, tokenizer, reference=reference)
                 row |= {"accuracy": scores["accuracy"], "agreement": scores["agreement"]}
@@ -138,6 +159,9 @@ def run(model_name: str, repeats: int, warmup: int, quality: bool) -> pd.DataFra
                                          _bench(repeats, warmup))  # fmt: skip
             table[f"p50_ms_b{batch}"] = [latency[m]["p50_ms"] for m in table.index]
             table[f"cv_b{batch}"] = [latency[m]["cv"] for m in table.index]
+            peaks = table["dtype"].map(lambda d: isa_peak(d, cpu_flags(), threads, clock_hz))
+            seconds = table[f"p50_ms_b{batch}"] / 1000
+            table[f"floor_b{batch}"] = table[f"flops_b{batch}"] / peaks / seconds
     fp32 = table.loc["torch fp32"]
     table["size_ratio"] = table["disk_bytes"] / fp32["disk_bytes"]
     for batch in (1, 8):
@@ -158,9 +182,11 @@ def main() -> None:
     parser.add_argument("--model", choices=["minilm", "bert-base"], default="minilm")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--clock-ghz", type=float, help="the cores' clock (default: the OS's)")
     args = parser.parse_args()
-    table = run(args.model, args.repeats, args.warmup, quality=args.model == "minilm")
-    columns = ["size_ratio", "latency_ratio_b1", "latency_ratio_b8"]
+    clock = args.clock_ghz * 1e9 if args.clock_ghz else cpu_clock_hz()
+    table = run(args.model, args.repeats, args.warmup, args.model == "minilm", clock)
+    columns = ["size_ratio", "latency_ratio_b1", "latency_ratio_b8", "floor_b1", "floor_b8"]
     columns += ["accuracy_delta", "agreement"] if "accuracy_delta" in table else []
     columns += ["p50_ms_b1", "p50_ms_b8", "cv_b1", "cv_b8", "disk_bytes"]
     out = ROOT / "benchmarks" / "results"
@@ -169,6 +195,7 @@ def main() -> None:
     table[columns].to_csv(f"{stem}.csv")
     header = (
         f"{args.model}, seq 128, {default_threads()} threads, CPU flags {list(cpu_flags())}, "
+        f"clock {clock / 1e9:.2f} GHz for the arithmetic floor, "
         f"torch {torch.__version__}, median of {args.repeats} interleaved repeats\n\n"
     )
     markdown = header + table[columns].to_markdown(floatfmt=".3f")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 import traceback
@@ -142,7 +143,10 @@ def _compress(
     """Prune (and recover), then quantize for the backend, then save: the order every recipe
     follows."""
     start = time.perf_counter()
-    context = CompressionContext(calibration=partial(task.calibration_batches, tokenizer))
+    context = CompressionContext(
+        calibration=partial(task.calibration_batches, tokenizer),
+        cache_dir=Path(config.paths.cache_dir).expanduser(),
+    )
     model, prune_report, training = load_or_recover(
         config, baseline, teacher, partial(task.train_batches, tokenizer), context,
         Path(config.paths.cache_dir).expanduser(),
@@ -174,15 +178,25 @@ def _measure(config: Config, task: Task, models: dict, tokenizer, threads: int) 
     return measured
 
 
-def _compress_and_measure(config: Config, output_dir: Path) -> dict:
-    started = time.perf_counter()
+def _set_up_process(config: Config) -> tuple[int, Path]:
+    """Threads, seed and quiet logs for this job; returns the thread count and the cache."""
     quiet_libraries()
     threads = config.threads or default_threads()
     torch.set_num_threads(threads)
     torch.manual_seed(config.seed)
+    # Compiled backends keep Inductor's graph cache beside the baselines: a recipe compiled by
+    # one job (or its cold-load process) is loaded, not compiled, by the next.
+    cache = Path(config.paths.cache_dir).expanduser()
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache / "inductor"))
+    return threads, cache
+
+
+def _compress_and_measure(config: Config, output_dir: Path) -> dict:
+    started = time.perf_counter()
+    threads, cache = _set_up_process(config)
     environment = _environment(threads)
     task = build_task(config.task)
-    baseline = ensure_baseline(config.model, task, Path(config.paths.cache_dir).expanduser())
+    baseline = ensure_baseline(config.model, task, cache)
     task.adopt_baseline(baseline.info["training"])
     tokenizer = baseline.load_tokenizer()
     reference = baseline.load_model()

@@ -608,6 +608,18 @@ class OnnxRuntimeBackendConfig(BackendConfig):
     )  # fmt: skip
 
 
+@dataclass
+class TorchCompiledBackendConfig(BackendConfig):
+    """PyTorch 2 compiled: the model captured with ``torch.export``, int8 by PT2E (torchao's
+    x86 Inductor quantizer), compiled ahead of time by AOTInductor with frozen weights into
+    one package per recipe (cached under ``paths.cache_dir``). Classification tasks only."""
+
+    name: str = "torch_compiled"
+    SUPPORTED: ClassVar[tuple[type, ...]] = (
+        Float32Config, BFloat16Config, Int8DynamicConfig, Int8StaticConfig,
+    )  # fmt: skip
+
+
 class LoadMethod(StrEnum):
     """How the cold-load measurement opens an artifact: memory-mapped without copying, read
     into memory (safetensors.load_file), or transformers' from_pretrained (plain float models
@@ -690,6 +702,13 @@ class Config:
             )
         self._check_pattern()
         self._check_load_method()
+        if isinstance(self.backend, TorchCompiledBackendConfig) and not isinstance(
+            self.task, ClassificationTaskConfig
+        ):
+            raise ConfigError(
+                f"backend=torch_compiled does not run task={self.task.name}",
+                "a classification task (sentiment, topics, classification)",
+            )
 
     def _check_pattern(self) -> None:
         """N:M sparsity removes exactly zeros/group, in one step."""
@@ -785,7 +804,11 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "distill": DistillRecoveryConfig,
     },
     "schedule": {"oneshot": OneShotScheduleConfig, "iterative": IterativeScheduleConfig},
-    "backend": {"torch": TorchBackendConfig, "onnxruntime": OnnxRuntimeBackendConfig},
+    "backend": {
+        "torch": TorchBackendConfig,
+        "onnxruntime": OnnxRuntimeBackendConfig,
+        "torch_compiled": TorchCompiledBackendConfig,
+    },
 }
 
 

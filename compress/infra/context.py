@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -13,9 +14,11 @@ Batch = dict[str, torch.Tensor]
 @dataclass(frozen=True)
 class CompressionContext:
     """``calibration(n)`` yields up to ``n`` labelled batches of calibration data (never the
-    held-out split): gradient head importance and static quantization calibrate on it."""
+    held-out split): gradient head importance and static quantization calibrate on it.
+    ``cache_dir``: where work shared by jobs is kept (compiled models)."""
 
     calibration: Callable[[int], Iterable[Batch]] | None = None
+    cache_dir: Path | None = None
 
     def calibration_batches(self, count: int, method: str) -> Iterable[Batch]:
         if self.calibration is None:

@@ -34,7 +34,13 @@ BAD_CONFIGS = [
     ("quant=int3", "quant=int3 is not an option of quant, accepted: bf16, fp16, fp32, int4, int8, "
      "int8_qat, int8_static"),
     ("backend=tensorrt", "backend=tensorrt is not an option of backend, accepted: onnxruntime, "
-     "torch"),
+     "torch, torch_compiled"),
+    ("backend=torch_compiled quant=int8_qat recovery=finetune",
+     "quant=int8_qat is not supported on backend=torch_compiled, accepted: fp32, bf16, int8, "
+     "int8_static"),
+    ("backend=torch_compiled model=smollm2 task=lm quant=fp32",
+     "backend=torch_compiled does not run task=lm, accepted: a classification task (sentiment, "
+     "topics, classification)"),
     ("quant=int4", "quant=int4 is not supported on backend=torch, accepted: fp32, fp16, bf16, "
      "int8, int8_static, int8_qat"),
     ("quant=int4 backend=onnxruntime quant.group_size=48",

@@ -1,0 +1,89 @@
+"""Quantization levels of the compiled backend: ``capture(config, model, sample, context)``
+returns the ``ExportedProgram`` to compile (PT2E-converted for the int8 levels) and a report.
+
+int8 uses torchao's ``X86InductorQuantizer``: its patterns are what Inductor fuses into
+oneDNN int8 kernels (VNNI where the CPU has it) once the weights are frozen into the compiled
+graph; dynamic quantizes activations per batch, static with ranges from calibration."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import torch
+from torch import nn
+
+from compress.backends.compiled.export import Inputs, Logits, export_program, model_inputs
+from compress.infra.context import CompressionContext
+from compress.infra.environment import cpu_flags
+from compress.infra.registry import Registry
+from compress.quantization.report import QuantReport
+from compress.schema import BFloat16Config, Float32Config, Int8DynamicConfig, Int8StaticConfig
+
+capture = Registry("compiled quantization level")
+Captured = tuple[torch.export.ExportedProgram, QuantReport]
+
+
+def _export(model: nn.Module, sample: Inputs) -> torch.export.ExportedProgram:
+    positions = getattr(model.config, "max_position_embeddings", 512)
+    return export_program(Logits(model), sample, positions)
+
+
+def _linears(program: torch.export.ExportedProgram) -> int:
+    return sum(node.target == torch.ops.aten.linear.default for node in program.graph.nodes)
+
+
+def _x86_quantizer(dynamic: bool):
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
+
+    config = x86.get_default_x86_inductor_quantization_config(is_dynamic=dynamic)
+    return x86.X86InductorQuantizer().set_global(config)
+
+
+def _pt2e(model: nn.Module, sample: Inputs, dynamic: bool, batches) -> Captured:
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    program = _export(model, sample)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = prepare_pt2e(program.module(), _x86_quantizer(dynamic))
+        with torch.no_grad():
+            for batch in batches:
+                prepared(**model_inputs(batch))
+        converted = convert_pt2e(prepared)
+    positions = getattr(model.config, "max_position_embeddings", 512)
+    kind = "dynamic (activations per batch)" if dynamic else "static (calibrated ranges)"
+    note = f"PT2E {kind} int8 on every Linear (X86InductorQuantizer); embeddings stay float32"
+    report = QuantReport(
+        "int8", "int8", _linears(program), [note, "kernel: onednn.qlinear_pointwise"]
+    )
+    return export_program(converted, sample, positions), report
+
+
+@capture.register(Float32Config)
+def _float32(config, model: nn.Module, sample: Inputs, context: CompressionContext) -> Captured:
+    return _export(model, sample), QuantReport(config.name, "float32", 0)
+
+
+@capture.register(BFloat16Config)
+def _bfloat16(config, model: nn.Module, sample: Inputs, context: CompressionContext) -> Captured:
+    notes = [] if {"avx512_bf16", "amx_bf16"} & set(cpu_flags()) else [
+        "bf16 on a CPU without avx512_bf16 or amx_bf16: converted on the fly, slow"
+    ]  # fmt: skip
+    program = _export(model.to(torch.bfloat16), sample)
+    return program, QuantReport(config.name, "bfloat16", _linears(program), notes)
+
+
+@capture.register(Int8DynamicConfig)
+def _int8_dynamic(
+    config, model: nn.Module, sample: Inputs, context: CompressionContext
+) -> Captured:
+    program, report = _pt2e(model, sample, True, [sample])
+    return program, dataclasses.replace(report, level=config.name)
+
+
+@capture.register(Int8StaticConfig)
+def _int8_static(config, model: nn.Module, sample: Inputs, context: CompressionContext) -> Captured:
+    batches = context.calibration_batches(config.calibration_batches, "static int8")
+    program, report = _pt2e(model, sample, False, batches)
+    return program, dataclasses.replace(report, level=config.name)
