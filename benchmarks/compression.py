@@ -3,10 +3,13 @@
     python benchmarks/compression.py --model minilm          # fine-tuned MiniLM, with quality
     python benchmarks/compression.py --model bert-base       # random-init BERT-base shape, speed
     python benchmarks/compression.py --model minilm --clock-ghz 3.6   # the cores' real clock
+    python benchmarks/compression.py --processes 3 --only "torch int8 dynamic" "ORT int8 dynamic"
 
 All variants are timed round-robin in the same loop (each round runs every variant once, in
 alternating order), so machine drift hits them alike; ratios are medians against fp32 from
-that same loop. Each variant's ``floor_b1``/``floor_b8`` is the fraction of the CPU's
+that same loop. ``--processes N`` runs the whole loop in N fresh processes one after the other
+and reports the median of each figure over them (the per-process tables are kept as
+``..._part<i>``). Each variant's ``floor_b1``/``floor_b8`` is the fraction of the CPU's
 arithmetic floor it reaches: FLOPs of its forward pass (counted on the pruned model) / peak
 of its compute dtype from the CPU flags (:mod:`roofline`) / measured p50. Writes
 ``benchmarks/results/compression_<model>.{csv,json,md}``.
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -132,14 +137,21 @@ def _compress(variant: Variant, build, task, tokenizer, folder: Path):
     return compressed, seconds, flops
 
 
-def run(model_name: str, repeats: int, warmup: int, quality: bool, clock_hz: float) -> pd.DataFrame:
+def run(
+    model_name: str,
+    repeats: int,
+    warmup: int,
+    quality: bool,
+    clock_hz: float,
+    variants: list[Variant],
+) -> pd.DataFrame:
     quiet_libraries()
     threads = default_threads()
     torch.set_num_threads(threads)
     build, tokenizer, task, reference = {"minilm": _minilm, "bert-base": _bert_base}[model_name]()
     rows, runners = [], {}
     with tempfile.TemporaryDirectory() as scratch:
-        for variant in VARIANTS:
+        for variant in variants:
             folder = Path(scratch) / variant.label.replace(" ", "_").replace("%", "")
             compressed, seconds, flops = _compress(variant, build, task, tokenizer, folder)
             row = {"method": variant.label, "disk_bytes": disk_bytes(folder),
@@ -177,32 +189,82 @@ def _bench(repeats: int, warmup: int):
     return BenchConfig(seq_len=128, warmup=warmup, repeats=repeats, cold_load=False)
 
 
+def _chosen(labels: list[str] | None) -> list[Variant]:
+    """The variants named (all by default), torch fp32 first: every ratio's reference."""
+    known = {v.label: v for v in VARIANTS}
+    unknown = sorted(set(labels or []) - set(known))
+    if unknown:
+        raise SystemExit(f"error: unknown variant {unknown}, accepted: {sorted(known)}")
+    names = ["torch fp32", *[n for n in labels or known if n != "torch fp32"]]
+    return [known[name] for name in names]
+
+
+def _in_processes(args: argparse.Namespace) -> pd.DataFrame:
+    """The loop run in ``args.processes`` fresh processes in turn; the median of each figure."""
+    tables = []
+    for part in range(args.processes):
+        command = [
+            sys.executable,
+            __file__,
+            "--model",
+            args.model,
+            "--repeats",
+            str(args.repeats),
+            "--warmup",
+            str(args.warmup),
+            "--part",
+            str(part),
+        ]
+        command += ["--clock-ghz", str(args.clock_ghz)] if args.clock_ghz else []
+        command += ["--only", *args.only] if args.only else []  # fmt: skip
+        subprocess.run(command, check=True)
+        stem = _stem(args.model, part)
+        tables.append(pd.read_csv(f"{stem}.csv", index_col="method"))
+    stacked = pd.concat(tables)
+    return stacked.groupby(level="method", sort=False).median()
+
+
+def _stem(model: str, part: int | None) -> Path:
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    return out / f"compression_{model}" if part is None else out / f"compression_{model}_part{part}"
+
+
+def _write(table: pd.DataFrame, stem: Path, header: str) -> None:
+    table.to_csv(f"{stem}.csv")
+    markdown = header + table.to_markdown(floatfmt=".3f")
+    Path(f"{stem}.md").write_text(markdown + "\n")
+    Path(f"{stem}.json").write_text(json.dumps(table.reset_index().to_dict("records"), indent=1))
+    print(markdown, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=["minilm", "bert-base"], default="minilm")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--clock-ghz", type=float, help="the cores' clock (default: the OS's)")
+    parser.add_argument("--only", nargs="+", metavar="VARIANT", help="these variants only")
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--part", type=int, help=argparse.SUPPRESS)  # one of --processes
     args = parser.parse_args()
     clock = args.clock_ghz * 1e9 if args.clock_ghz else cpu_clock_hz()
-    table = run(args.model, args.repeats, args.warmup, args.model == "minilm", clock)
+    header = (
+        f"{args.model}, seq 128, {default_threads()} threads, CPU flags {list(cpu_flags())}, "
+        f"clock {clock / 1e9:.2f} GHz for the arithmetic floor, torch {torch.__version__}, "
+        f"median of {args.repeats} interleaved repeats"
+        + (f", then the median over {args.processes} processes" if args.processes > 1 else "")
+        + "\n\n"
+    )
+    if args.processes > 1:
+        _write(_in_processes(args), _stem(args.model, None), header)
+        return
+    variants = _chosen(args.only)
+    table = run(args.model, args.repeats, args.warmup, args.model == "minilm", clock, variants)
     columns = ["size_ratio", "latency_ratio_b1", "latency_ratio_b8", "floor_b1", "floor_b8"]
     columns += ["accuracy_delta", "agreement"] if "accuracy_delta" in table else []
     columns += ["p50_ms_b1", "p50_ms_b8", "cv_b1", "cv_b8", "disk_bytes"]
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"compression_{args.model}"
-    table[columns].to_csv(f"{stem}.csv")
-    header = (
-        f"{args.model}, seq 128, {default_threads()} threads, CPU flags {list(cpu_flags())}, "
-        f"clock {clock / 1e9:.2f} GHz for the arithmetic floor, "
-        f"torch {torch.__version__}, median of {args.repeats} interleaved repeats\n\n"
-    )
-    markdown = header + table[columns].to_markdown(floatfmt=".3f")
-    Path(f"{stem}.md").write_text(markdown + "\n")
-    records = table[columns].reset_index().to_dict("records")
-    Path(f"{stem}.json").write_text(json.dumps(records, indent=1))
-    print(markdown)
+    _write(table[columns], _stem(args.model, args.part), header)
 
 
 if __name__ == "__main__":

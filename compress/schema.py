@@ -412,9 +412,18 @@ class LayerPruningConfig(PruneMethodConfig):
 
 @dataclass
 class QuantConfig:
-    """A quantization level; a backend lists the levels it runs in ``SUPPORTED``."""
+    """A quantization level; a backend lists the levels it runs in ``SUPPORTED``.
+
+    ``skip``: modules kept in float (mixed precision), by qualified name: a glob
+    (``*.down_proj``, ``lm_head``) or a regular expression matching the whole name
+    (``model.layers.(0|1).mlp.down_proj``); a module inside a matching one (a Linear of a
+    matching block) stays float too. A pattern that names no module of the model fails the
+    job. Only the levels a backend lists in ``SKIPPABLE`` honour it; on the others a
+    non-empty ``skip`` is refused before the job starts.
+    """
 
     name: str = MISSING
+    skip: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -469,19 +478,82 @@ class Int8StaticConfig(QuantConfig):
         _check_positive("quant.calibration_batches", self.calibration_batches)
 
 
-@dataclass
-class Int4WeightOnlyConfig(QuantConfig):
-    """4-bit weights in groups of ``group_size`` input channels, each with its own scale and
-    zero point; activations stay float."""
+# Group sizes torch's int4 CPU kernel (aten._weight_int4pack_mm_for_cpu) accepts.
+TORCH_INT4_GROUP_SIZES = (32, 64, 128, 256)
 
-    name: str = "int4"
+
+@dataclass
+class GroupedInt4Config(QuantConfig):
+    """What the 4-bit weight levels share: weights in groups of ``group_size`` consecutive
+    input channels, each group with its own scale and zero point; activations stay float."""
+
     group_size: int = 32
 
     def __post_init__(self) -> None:
-        if self.group_size not in (16, 32, 64, 128, 256):
+        if self.group_size not in (16, *TORCH_INT4_GROUP_SIZES):
             raise ConfigError(
                 f"quant.group_size={self.group_size} is unsupported", "16, 32, 64, 128, 256"
             )
+
+
+@dataclass
+class Int4WeightOnlyConfig(GroupedInt4Config):
+    """4-bit weights rounded to the nearest level of their group's grid (asymmetric on torch,
+    symmetric on ONNX Runtime); activations stay float."""
+
+    name: str = "int4"
+
+
+@dataclass
+class Int4GPTQConfig(GroupedInt4Config):
+    """4-bit weights chosen by GPTQ (Frantar et al. 2023, "GPTQ: Accurate Post-Training
+    Quantization for Generative Pre-trained Transformers"): each Linear's columns are
+    quantized one at a time and the error of each is spread over the columns not yet
+    quantized, weighted by the inverse Hessian H = 2 X^T X of the layer's inputs on
+    ``calibration_batches`` batches; ``percdamp`` of H's mean diagonal is added to its
+    diagonal so that it inverts. ``act_order`` quantizes the columns of largest H diagonal
+    first (group scales still cover consecutive columns, fixed before the pass). Stored and
+    run like ``int4``: GPTQ only chooses other 4-bit values."""
+
+    name: str = "int4_gptq"
+    calibration_batches: int = 8
+    percdamp: float = 0.01
+    act_order: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_positive("quant.calibration_batches", self.calibration_batches)
+        if not 0 < self.percdamp < 1:
+            raise ConfigError(f"quant.percdamp={self.percdamp} is outside (0, 1)", "e.g. 0.01")
+
+
+@dataclass
+class Int8WeightOnlyConfig(QuantConfig):
+    """int8 weights with one symmetric scale per output channel; activations stay float32
+    (the product runs on torch's weight-only int8 CPU kernel): no activation outlier can
+    hurt, at half the speed-up of int8 activations."""
+
+    name: str = "int8_weight_only"
+
+
+@dataclass
+class Int8SmoothQuantConfig(QuantConfig):
+    """SmoothQuant (Xiao et al. 2023, "SmoothQuant: Accurate and Efficient Post-Training
+    Quantization for Large Language Models"): activation outliers are moved into the weights
+    by per-input-channel factors s_j = max|X_j|^alpha / max|W_j|^(1 - alpha), measured on
+    ``calibration_batches`` batches and folded into the norm that precedes the Linears (its
+    weight and bias divided by s, the Linears' input columns multiplied by s: the float
+    model is unchanged). Then W8A8: int8 weights per output channel, int8 activations per
+    token, scaled on the fly. Linears no norm precedes are W8A8 unsmoothed (see the notes)."""
+
+    name: str = "int8_smoothquant"
+    alpha: float = 0.5
+    calibration_batches: int = 8
+
+    def __post_init__(self) -> None:
+        _check_positive("quant.calibration_batches", self.calibration_batches)
+        if not 0 <= self.alpha <= 1:
+            raise ConfigError(f"quant.alpha={self.alpha} is outside [0, 1]", "0 <= alpha <= 1")
 
 
 @dataclass
@@ -580,6 +652,8 @@ class BackendConfig:
     levels it has kernels for; any other level is refused before the job starts."""
 
     SUPPORTED: ClassVar[tuple[type, ...]] = ()
+    # Levels that honour ``quant.skip`` (fp32 trivially: every module stays float).
+    SKIPPABLE: ClassVar[tuple[type, ...]] = (Float32Config,)
     name: str = MISSING
 
 
@@ -590,8 +664,14 @@ class TorchBackendConfig(BackendConfig):
     name: str = "torch"
     SUPPORTED: ClassVar[tuple[type, ...]] = (
         Float32Config, Float16Config, BFloat16Config, Int8DynamicConfig, Int8StaticConfig,
-        Int8QATConfig,
+        Int8QATConfig, Int8WeightOnlyConfig, Int8SmoothQuantConfig, Int4WeightOnlyConfig,
+        Int4GPTQConfig,
     )  # fmt: skip
+    # Not fp16 and bf16, which cast the whole model (a float32 module between them would get
+    # the wrong dtype), nor int8_qat, which trains every Linear under fake quantization.
+    SKIPPABLE: ClassVar[tuple[type, ...]] = tuple(
+        level for level in SUPPORTED if level not in (Float16Config, BFloat16Config, Int8QATConfig)
+    )
 
 
 @dataclass
@@ -702,12 +782,38 @@ class Config:
             )
         self._check_pattern()
         self._check_load_method()
-        if isinstance(self.backend, TorchCompiledBackendConfig) and not isinstance(
-            self.task, ClassificationTaskConfig
-        ):
+        self._check_skip()
+        self._check_int4_group_size()
+        self._check_compiled()
+
+    def _check_compiled(self) -> None:
+        if not isinstance(self.backend, TorchCompiledBackendConfig):
+            return
+        if not isinstance(self.task, ClassificationTaskConfig):
             raise ConfigError(
                 f"backend=torch_compiled does not run task={self.task.name}",
                 "a classification task (sentiment, topics, classification)",
+            )
+
+    def _check_skip(self) -> None:
+        """Only the levels that can keep single modules float accept ``quant.skip``."""
+        if not self.quant.skip or isinstance(self.quant, self.backend.SKIPPABLE):
+            return
+        raise ConfigError(
+            f"quant.skip keeps modules float, and quant={self.quant.name} on "
+            f"backend={self.backend.name} cannot",
+            f"quant.skip=[] or quant={', '.join(_level_names(self.backend.SKIPPABLE))}",
+        )
+
+    def _check_int4_group_size(self) -> None:
+        """torch's int4 kernel takes fewer group sizes than ONNX Runtime's MatMulNBits."""
+        torch_int4 = isinstance(self.backend, TorchBackendConfig) and isinstance(
+            self.quant, GroupedInt4Config
+        )
+        if torch_int4 and self.quant.group_size not in TORCH_INT4_GROUP_SIZES:
+            raise ConfigError(
+                f"quant.group_size={self.quant.group_size} is unsupported on backend=torch",
+                ", ".join(map(str, TORCH_INT4_GROUP_SIZES)),
             )
 
     def _check_pattern(self) -> None:
@@ -797,6 +903,9 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "int8_static": Int8StaticConfig,
         "int4_weight_only": Int4WeightOnlyConfig,
         "int8_qat": Int8QATConfig,
+        "int8_weight_only": Int8WeightOnlyConfig,
+        "int8_smoothquant": Int8SmoothQuantConfig,
+        "int4_gptq": Int4GPTQConfig,
     },
     "recovery": {
         "none": NoRecoveryConfig,

@@ -117,13 +117,22 @@ def source_note(pretrained: str) -> str | None:
     return json.loads(path.read_text())["note"] if path.is_file() else None
 
 
+def gguf_file(name_or_path: str) -> Path:
+    """The GGUF file a ``pkggguf:`` source ships (what a GGUF runtime such as llama.cpp reads
+    as it is)."""
+    scheme, _, spec = name_or_path.partition(":")
+    if scheme != "pkggguf":
+        raise ModelSourceError(f"{name_or_path} is not a GGUF source", "pkggguf:<package>/<file>")
+    package, _, name = spec.partition("/")
+    return _installed_package_dir(package) / name
+
+
 def _gguf_folder(spec: str, cache_dir: Path) -> tuple[Path, Callable[[Path], None]]:
-    package, _, gguf_file = spec.partition("/")
-    source = _installed_package_dir(package) / gguf_file
+    source = gguf_file(f"pkggguf:{spec}")
     if not source.is_file():
         raise ModelSourceError(f"{source} does not exist", "a .gguf file the package ships")
-    target = cache_dir / "models" / f"{package}-{Path(gguf_file).stem}"
-    return target, lambda staging: _dequantize_gguf(source.parent, gguf_file, staging)
+    target = cache_dir / "models" / f"{spec.partition('/')[0]}-{source.stem}"
+    return target, lambda staging: _dequantize_gguf(source.parent, source.name, staging)
 
 
 # Schemes whose weights are built once into the cache: (target folder, how to build it).

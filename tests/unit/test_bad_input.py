@@ -31,8 +31,8 @@ BAD_CONFIGS = [
      "task.decoding=lookahead is not a choice, accepted: standard, speculative"),
     ("prune_method.scope=foo",
      "prune_method.scope=foo is not a choice, accepted: blocks, attention, ffn, all"),
-    ("quant=int3", "quant=int3 is not an option of quant, accepted: bf16, fp16, fp32, int4, int8, "
-     "int8_qat, int8_static"),
+    ("quant=int3", "quant=int3 is not an option of quant, accepted: bf16, fp16, fp32, int4, "
+     "int4_gptq, int8, int8_qat, int8_smoothquant, int8_static, int8_weight_only"),
     ("backend=tensorrt", "backend=tensorrt is not an option of backend, accepted: onnxruntime, "
      "torch, torch_compiled"),
     ("backend=torch_compiled quant=int8_qat recovery=finetune",
@@ -41,8 +41,17 @@ BAD_CONFIGS = [
     ("backend=torch_compiled model=smollm2 task=lm quant=fp32",
      "backend=torch_compiled does not run task=lm, accepted: a classification task (sentiment, "
      "topics, classification)"),
-    ("quant=int4", "quant=int4 is not supported on backend=torch, accepted: fp32, fp16, bf16, "
-     "int8, int8_static, int8_qat"),
+    ("quant=int4_gptq backend=onnxruntime", "quant=int4_gptq is not supported on "
+     "backend=onnxruntime, accepted: fp32, int8, int8_static, int4"),
+    ("quant=int4 quant.group_size=16", "quant.group_size=16 is unsupported on backend=torch, "
+     "accepted: 32, 64, 128, 256"),
+    ("quant=bf16 quant.skip=[classifier]", "quant.skip keeps modules float, and quant=bf16 on "
+     "backend=torch cannot, accepted: quant.skip=[] or quant=fp32, int8, int8_static, "
+     "int8_weight_only, int8_smoothquant, int4, int4_gptq"),
+    ("quant=int8_smoothquant quant.alpha=1.5",
+     "quant.alpha=1.5 is outside [0, 1], accepted: 0 <= alpha <= 1"),
+    ("quant=int4_gptq quant.percdamp=0", "quant.percdamp=0.0 is outside (0, 1), accepted: e.g. "
+     "0.01"),
     ("quant=int4 backend=onnxruntime quant.group_size=48",
      "quant.group_size=48 is unsupported, accepted: 16, 32, 64, 128, 256"),
     ("quant=int8_qat", "quant=int8_qat trains under fake quantization, and recovery=none trains "

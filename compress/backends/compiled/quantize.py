@@ -54,15 +54,13 @@ def _pt2e(model: nn.Module, sample: Inputs, dynamic: bool, batches) -> Captured:
     positions = getattr(model.config, "max_position_embeddings", 512)
     kind = "dynamic (activations per batch)" if dynamic else "static (calibrated ranges)"
     note = f"PT2E {kind} int8 on every Linear (X86InductorQuantizer); embeddings stay float32"
-    report = QuantReport(
-        "int8", "int8", _linears(program), [note, "kernel: onednn.qlinear_pointwise"]
-    )
+    report = QuantReport("int8", "int8", _linears(program), [note], 8.0, "onednn.qlinear_pointwise")
     return export_program(converted, sample, positions), report
 
 
 @capture.register(Float32Config)
 def _float32(config, model: nn.Module, sample: Inputs, context: CompressionContext) -> Captured:
-    return _export(model, sample), QuantReport(config.name, "float32", 0)
+    return _export(model, sample), QuantReport(config.name, "float32", 0, [], 32.0, "inductor")
 
 
 @capture.register(BFloat16Config)
@@ -71,7 +69,7 @@ def _bfloat16(config, model: nn.Module, sample: Inputs, context: CompressionCont
         "bf16 on a CPU without avx512_bf16 or amx_bf16: converted on the fly, slow"
     ]  # fmt: skip
     program = _export(model.to(torch.bfloat16), sample)
-    return program, QuantReport(config.name, "bfloat16", _linears(program), notes)
+    return program, QuantReport(config.name, "bfloat16", _linears(program), notes, 16.0, "inductor")
 
 
 @capture.register(Int8DynamicConfig)

@@ -24,7 +24,7 @@ from compress.backends.torch.codecs import CODECS, quantized_modules, swap_in_qu
 from compress.pruning.surgery import apply_structure, kept_heads
 from compress.storage.artifact import FORMAT_VERSION, architecture_class, write_manifest
 from compress.storage.sparse import decode_sparse, encode_sparse
-from compress.storage.zero_copy import load_mapped
+from compress.storage.zero_copy import load_mapped, save_aligned, without_padding
 
 WEIGHTS = "model.safetensors"
 
@@ -56,8 +56,11 @@ def save_artifact(model: nn.Module, folder: Path) -> dict:
         encoded = CODECS[codec].encode(model.get_submodule(name))
         tensors.update({f"{name}.{key}": value for key, value in encoded.items()})
     sparse = encode_sparse(tensors)
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(folder / WEIGHTS),
-              metadata={"format": "pt"})  # fmt: skip
+    if quantized:  # integer kernels read their weights in place: keep them aligned
+        save_aligned(tensors, folder / WEIGHTS, metadata={"format": "pt"})
+    else:  # float models stay plain safetensors, which from_pretrained opens too
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(folder / WEIGHTS),
+                  metadata={"format": "pt"})  # fmt: skip
     model.config.to_json_file(str(folder / "config.json"))
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -80,7 +83,8 @@ def load_torch_artifact(folder: Path, manifest: dict, zero_copy: bool) -> nn.Mod
     with no_init_weights():
         model = architecture_class(folder)._from_config(config)
     apply_structure(model, {int(k): v for k, v in manifest["heads"].items()})
-    tensors = load_mapped(folder / WEIGHTS) if zero_copy else load_file(str(folder / WEIGHTS))
+    read = load_mapped(folder / WEIGHTS) if zero_copy else load_file(str(folder / WEIGHTS))
+    tensors = without_padding(read)
     decode_sparse(tensors, manifest["sparse"])
     for alias, source in manifest["aliases"].items():
         tensors[alias] = tensors[source]

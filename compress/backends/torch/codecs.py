@@ -13,7 +13,15 @@ from torch import nn
 from torch.ao.nn import quantized
 from torch.ao.nn.quantized import dynamic as quantized_dynamic
 
-from compress.backends.torch.modules import Int8Embedding, StaticInt8Linear
+from compress.backends.torch.modules import (
+    DynamicInt8Linear,
+    Int4Linear,
+    Int8Embedding,
+    Int8WeightOnlyLinear,
+    PackedLinear,
+    StaticInt8Linear,
+    TiedEmbedding,
+)
 
 Tensors = dict[str, torch.Tensor]
 
@@ -95,17 +103,37 @@ def _decode_embedding(stored: Tensors, skeleton: nn.Module) -> nn.Module:
 class QuantizedCodec:
     """How one kind of quantized module is stored as plain tensors and rebuilt from them, in
     place of the float module the skeleton built from the config has there (a Linear, or
-    GPT-2's Conv1D: shapes come from the stored weight, not from the skeleton)."""
+    GPT-2's Conv1D: shapes come from the stored weight, not from the skeleton). ``linear``:
+    the module is a Linear (what ``QuantReport.bits_per_weight`` counts)."""
 
     module_type: type
     encode: Callable[[nn.Module], Tensors]
     decode: Callable[[Tensors, nn.Module], nn.Module]
+    linear: bool = True
+
+
+def _packed(kind: type[PackedLinear]) -> QuantizedCodec:
+    """Modules that hold their stored tensors as they are: encoding lists them, decoding
+    hands them (memory-mapped or not) to the constructor."""
+    return QuantizedCodec(kind, kind.stored, lambda stored, skeleton: kind.from_stored(stored))
 
 
 CODECS = {
     "int8_dynamic": QuantizedCodec(quantized_dynamic.Linear, _encode_dynamic, _decode_dynamic),
     "int8_static": QuantizedCodec(StaticInt8Linear, _encode_static, _decode_static),
-    "int8_embedding": QuantizedCodec(Int8Embedding, _encode_embedding, _decode_embedding),
+    "int8_embedding": QuantizedCodec(
+        Int8Embedding, _encode_embedding, _decode_embedding, linear=False
+    ),
+    "int8_weight_only": _packed(Int8WeightOnlyLinear),
+    "int8_w8a8": _packed(DynamicInt8Linear),
+    "int4": _packed(Int4Linear),
+    # nothing of its own to store: it is bound to the model's LM head once that is rebuilt
+    "tied_embedding": QuantizedCodec(
+        TiedEmbedding,
+        lambda module: {},
+        lambda stored, skeleton: TiedEmbedding(getattr(skeleton, "padding_idx", None)),
+        linear=False,
+    ),
 }
 
 
@@ -121,3 +149,20 @@ def swap_in_quantized(model: nn.Module, stored: dict[str, tuple[str, Tensors]]) 
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, attr, CODECS[codec].decode(tensors, getattr(parent, attr)))
+    for module in model.modules():
+        if isinstance(module, TiedEmbedding):
+            module.bind(model.get_output_embeddings())
+
+
+def stored_bits_per_weight(model: nn.Module) -> float | None:
+    """Bits the artifact stores per weight of the quantized Linears, scales and zero points
+    included (biases not); ``None`` when no Linear is quantized."""
+    bits = weights = 0
+    for name, codec in quantized_modules(model).items():
+        if not CODECS[codec].linear:
+            continue
+        module = model.get_submodule(name)
+        stored = CODECS[codec].encode(module)
+        bits += 8 * sum(t.nbytes for key, t in stored.items() if key != "bias")
+        weights += module.in_features * module.out_features
+    return bits / weights if weights else None

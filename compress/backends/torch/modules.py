@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.ao.nn import quantized
 
+from compress.quantization.grid import int4_dequantize, unpack_nibbles
+
 
 class StaticInt8Linear(nn.Module):
     """A Linear with int8 weights (per output channel) and int8 activations whose ranges were
@@ -40,3 +42,173 @@ class Int8Embedding(quantized.Embedding):
 
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
         return super().forward(indices.contiguous())
+
+
+class PackedLinear(nn.Module):
+    """A Linear whose weight is held as integers in the layout its CPU kernel reads: float in,
+    float out, so it replaces ``nn.Linear`` anywhere (``KERNEL`` names the op that runs).
+
+    ``stored()`` gives the plain tensors that rebuild it exactly (what an artifact keeps; see
+    :mod:`.codecs`), ``from_stored`` rebuilds it from them, possibly memory-mapped: nothing
+    is copied that the kernel can read as stored. The tensors are non-persistent buffers:
+    they reach the file through the codec, never through the state dict.
+    """
+
+    KERNEL = ""
+    # stored tensor name -> attribute ("weight" for a plain integer matrix: stored sparse
+    # when pruning left it mostly zeros, see compress.storage.sparse)
+    STORED: dict[str, str] = {}
+
+    def __init__(self, out_features: int, in_features: int, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.register_buffer("bias", None if bias is None else bias.detach(), persistent=False)
+
+    def _keep(self, **tensors: torch.Tensor) -> None:
+        for name, tensor in tensors.items():
+            self.register_buffer(name, tensor, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, self.in_features).float().contiguous()
+        out = self.product(flat)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
+
+    def product(self, flat: torch.Tensor) -> torch.Tensor:
+        """``flat @ W.T`` for a 2-D float32 input."""
+        raise NotImplementedError
+
+    def stored(self) -> dict[str, torch.Tensor]:
+        tensors = {key: getattr(self, attribute) for key, attribute in self.STORED.items()}
+        return tensors | ({} if self.bias is None else {"bias": self.bias})
+
+    def dequantized_weight(self) -> torch.Tensor:
+        """The float32 ``[out, in]`` weight the stored integers and scales stand for."""
+        raise NotImplementedError
+
+    def rows(self, indices: torch.Tensor) -> torch.Tensor:
+        """Float32 rows ``indices`` of the weight (the lookup of a tied input embedding)."""
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+class Int8WeightOnlyLinear(PackedLinear):
+    """int8 weights (one symmetric scale per output row), float activations: torch's
+    weight-only int8 CPU kernel converts the weights as it multiplies. The kernel is fast for
+    bfloat16 activations only (its float32 path is a reference loop, ~40x slower than a
+    float32 matmul), so activations and scales go in as bfloat16, and the output comes back
+    in float32 (it carries bfloat16 rounding, ~0.2% relative)."""
+
+    KERNEL = "aten._weight_int8pack_mm"
+    STORED = {"weight": "weight_int8", "scale": "scale"}
+
+    def __init__(self, weight_int8: torch.Tensor, scale: torch.Tensor, bias=None) -> None:
+        super().__init__(*weight_int8.shape, bias)
+        self._keep(weight_int8=weight_int8, scale=scale)
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, torch.Tensor]) -> Int8WeightOnlyLinear:
+        return cls(stored["weight"], stored["scale"], stored.get("bias"))
+
+    def product(self, flat: torch.Tensor) -> torch.Tensor:
+        out = torch.ops.aten._weight_int8pack_mm(flat.bfloat16(), self.weight_int8, self.scale)
+        return out.float()
+
+    def dequantized_weight(self) -> torch.Tensor:
+        return self.weight_int8.float() * self.scale.float()[:, None]
+
+    def rows(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.weight_int8[indices].float() * self.scale[indices].float()[:, None]
+
+
+class DynamicInt8Linear(Int8WeightOnlyLinear):
+    """W8A8: int8 weights per output row (float32 scales), and each token's activations
+    quantized to int8 on the fly with its own symmetric scale; the integer product (int32
+    accumulation) runs on ``torch._int_mm`` (oneDNN, VNNI where the CPU has it) and is scaled
+    back to float32."""
+
+    KERNEL = "aten._int_mm"
+
+    def product(self, flat: torch.Tensor) -> torch.Tensor:
+        token_scale = flat.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127
+        tokens = (flat / token_scale).round().clamp(-127, 127).to(torch.int8)
+        return torch._int_mm(tokens, self.weight_int8.t()).float() * token_scale * self.scale
+
+
+class Int4Linear(PackedLinear):
+    """4-bit weights, ``scale * (level - zero)`` per group of ``group_size`` consecutive
+    inputs (bfloat16 scales, uint8 zero points), on torch's int4 CPU kernel, which like the
+    int8 one is fast for bfloat16 activations only (they go in as bfloat16, the output comes
+    back as float32).
+
+    The file keeps two levels per byte in a layout that is the same on every CPU
+    (``packed``); the kernel's own tile layout depends on the vector width, so it is built
+    here, and so is the kernel's table of bfloat16 scales and offsets: it computes
+    ``(level - 8) * scale + offset``, with ``offset = (8 - zero) * scale`` rounded to
+    bfloat16 (within 1/64 of a step of the exact grid point)."""
+
+    KERNEL = "aten._weight_int4pack_mm_for_cpu"
+    STORED = {"packed": "packed", "scale": "scale", "zero": "zero"}
+    # the kernel dequantizes (level - 8) * scale + offset
+    _MIDDLE = 8
+
+    def __init__(self, packed: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bias=None):
+        super().__init__(packed.shape[0], 2 * packed.shape[1], bias)
+        self.group_size = self.in_features // scale.shape[1]
+        self._keep(packed=packed, scale=scale, zero=zero)
+        levels = unpack_nibbles(packed).to(torch.int32)
+        weight = torch.ops.aten._convert_weight_to_int4pack_for_cpu(levels, 1)
+        offsets = (self._MIDDLE - zero.float()) * scale.float()
+        table = torch.stack([scale.float(), offsets], dim=-1).transpose(0, 1)
+        self._keep(kernel_weight=weight, kernel_scales=table.bfloat16().contiguous())
+
+    @staticmethod
+    def fits(linear: nn.Linear, group_size: int) -> bool:
+        """The kernel's shape limits: outputs a multiple of 16, inputs of the group size."""
+        return linear.out_features % 16 == 0 and linear.in_features % group_size == 0
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, torch.Tensor]) -> Int4Linear:
+        return cls(stored["packed"], stored["scale"], stored["zero"], stored.get("bias"))
+
+    def product(self, flat: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(
+            flat.bfloat16(), self.kernel_weight, self.group_size, self.kernel_scales
+        ).float()
+
+    def dequantized_weight(self) -> torch.Tensor:
+        """``scale * (level - zero)``: what the stored tensors mean (the kernel's bfloat16
+        offsets are within 1/64 of a step of it)."""
+        levels = unpack_nibbles(self.packed)
+        return int4_dequantize(levels, self.scale, self.zero, self.group_size)
+
+    def rows(self, indices: torch.Tensor) -> torch.Tensor:
+        levels = unpack_nibbles(self.packed[indices])
+        return int4_dequantize(levels, self.scale[indices], self.zero[indices], self.group_size)
+
+
+class TiedEmbedding(nn.Module):
+    """The input embedding of a model whose LM head shares its weight (SmolLM2, GPT-2), once
+    that head is a :class:`PackedLinear`: the lookup dequantizes rows of the head's integer
+    weight, so the table is stored and held once, as in the float model, and quantized.
+
+    The head is bound with :meth:`bind` and is not a submodule, so that it keeps its one
+    qualified name (the one its codec stores it under)."""
+
+    def __init__(self, padding_idx: int | None = None) -> None:
+        super().__init__()
+        self.padding_idx = padding_idx
+        self.__dict__["head"] = None
+
+    def bind(self, head: PackedLinear) -> TiedEmbedding:
+        self.__dict__["head"] = head
+        return self
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.head.rows(indices.reshape(-1)).reshape(*indices.shape, -1)
+
+    def extra_repr(self) -> str:
+        return f"rows of the quantized {type(self.head).__name__} it is tied to"

@@ -9,25 +9,45 @@ know (such as a dtype this CPU has no arithmetic units for).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from torch.ao.nn import quantized
 from torch.ao.quantization import get_default_qconfig
 
-from compress.backends.torch.modules import Int8Embedding, StaticInt8Linear
+from compress.backends.torch.codecs import stored_bits_per_weight
+from compress.backends.torch.modules import (
+    DynamicInt8Linear,
+    Int4Linear,
+    Int8Embedding,
+    Int8WeightOnlyLinear,
+    PackedLinear,
+    StaticInt8Linear,
+    TiedEmbedding,
+)
 from compress.infra.context import CompressionContext
 from compress.infra.environment import cpu_flags
 from compress.infra.registry import Registry
+from compress.quantization.calibration import run_batches
+from compress.quantization.gptq import gptq_model
+from compress.quantization.grid import int4_rtn, int8_per_channel, pack_nibbles
 from compress.quantization.qat import remove_fake_quantization
 from compress.quantization.report import QuantReport
+from compress.quantization.selection import check_patterns, is_skipped, select, skip_note
+from compress.quantization.smoothquant import smooth
 from compress.schema import (
     BFloat16Config,
     Float16Config,
     Float32Config,
+    Int4GPTQConfig,
+    Int4WeightOnlyConfig,
     Int8DynamicConfig,
     Int8QATConfig,
+    Int8SmoothQuantConfig,
     Int8StaticConfig,
+    Int8WeightOnlyConfig,
+    QuantConfig,
 )
 
 quantize_ = Registry("quantization level")
@@ -41,7 +61,7 @@ _NATIVE = {
 
 @quantize_.register(Float32Config)
 def _float32(config: Float32Config, model: nn.Module, context: CompressionContext) -> QuantReport:
-    return QuantReport(config.name, "float32", 0)
+    return QuantReport(config.name, "float32", 0, bits_per_weight=32.0, kernel="aten.linear")
 
 
 def _cast(model: nn.Module, level: str, dtype: torch.dtype) -> QuantReport:
@@ -55,7 +75,10 @@ def _cast(model: nn.Module, level: str, dtype: torch.dtype) -> QuantReport:
         )
         warnings.warn(note, stacklevel=3)
         notes.append(note)
-    return QuantReport(level, str(dtype).removeprefix("torch."), floating, notes)
+    bits = float(8 * dtype.itemsize)
+    return QuantReport(
+        level, str(dtype).removeprefix("torch."), floating, notes, bits, "aten.linear"
+    )
 
 
 @quantize_.register(Float16Config)
@@ -72,6 +95,20 @@ def _linears(model: nn.Module) -> dict[str, nn.Linear]:
     return {name: m for name, m in model.named_modules() if type(m) is nn.Linear}
 
 
+def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, attr, module)
+
+
+def _report(
+    config: QuantConfig, dtype: str, layers: int, notes: list[str], model: nn.Module, kernel: str
+) -> QuantReport:
+    """The report of a level that converted ``layers`` modules of ``model``, with the bits its
+    artifact stores per quantized Linear weight."""
+    bits = stored_bits_per_weight(model)
+    return QuantReport(config.name, dtype, layers, notes, bits, kernel)
+
+
 @torch.no_grad()
 def conv1d_to_linear(model: nn.Module) -> int:
     """Replace each transformers ``Conv1D`` (GPT-2's projections: a Linear whose weight is
@@ -84,8 +121,7 @@ def conv1d_to_linear(model: nn.Module) -> int:
         linear = nn.Linear(conv.nx, conv.nf, dtype=conv.weight.dtype)
         linear.weight.copy_(conv.weight.t())
         linear.bias.copy_(conv.bias)
-        parent, _, attr = name.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, attr, linear)
+        _set_module(model, name, linear)
     return len(replaced)
 
 
@@ -100,35 +136,52 @@ def _int8_qat(config: Int8QATConfig, model: nn.Module, context: CompressionConte
     remove_fake_quantization(model)
     report = _int8_dynamic(Int8DynamicConfig(), model, context)
     note = "int8 weights trained under fake quantization (QAT), then converted to dynamic int8"
-    return QuantReport(config.name, report.weight_dtype, report.layers_quantized, [note])
+    return QuantReport(config.name, report.weight_dtype, report.layers_quantized, [note],
+                       report.bits_per_weight, report.kernel)  # fmt: skip
 
 
 @quantize_.register(Int8DynamicConfig)
 def _int8_dynamic(
     config: Int8DynamicConfig, model: nn.Module, context: CompressionContext
 ) -> QuantReport:
-    scheme = torch.ao.quantization.per_channel_dynamic_qconfig if config.per_channel else None
-    converted = conv1d_to_linear(model)
-    linears = len(_linears(model))
+    qconfigs = torch.ao.quantization
+    scheme = qconfigs.per_channel_dynamic_qconfig if config.per_channel else None
+    linears, notes = _targets(config, model)
     with warnings.catch_warnings():
         # torch 2.13 deprecates torch.ao eager quantization, still its fastest CPU int8 path
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
-        spec = {nn.Linear: scheme} if scheme else {nn.Linear}
+        spec = dict.fromkeys(linears, scheme or qconfigs.default_dynamic_qconfig)
         torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
-    tables = _quantize_embeddings(model) if config.embeddings else 0
+    tables = _quantize_embeddings(model, config.skip) if config.embeddings else 0
     granularity = "per-channel" if config.per_channel else "per-tensor"
     note = f"dynamic int8 ({granularity} weights) on every nn.Linear; " + (
         f"{tables} embedding tables as int8 rows" if tables else "embeddings stay float32"
     )
-    return QuantReport(config.name, "int8", linears + tables, [note, *_conv1d_notes(converted)])
+    kernel = f"quantized.linear_dynamic ({torch.backends.quantized.engine})"
+    return _report(config, "int8", len(linears) + tables, [note, *notes], model, kernel)
+
+
+def _targets(config: QuantConfig, model: nn.Module) -> tuple[dict[str, nn.Linear], list[str]]:
+    """The Linears a level converts (GPT-2's Conv1D made Linears first; ``quant.skip``'s
+    left out), and the notes that say so."""
+    converted = conv1d_to_linear(model)
+    check_patterns(model, config.skip)
+    linears = _linears(model)
+    chosen = select(linears, config.skip)
+    return chosen, _conv1d_notes(converted) + skip_note(len(linears), len(chosen), config.skip)
 
 
 @torch.no_grad()
-def _quantize_embeddings(model: nn.Module) -> int:
-    """Store every ``nn.Embedding`` as uint8 rows, each with its own float scale and offset
-    (torch's weight-only quantized lookup); returns how many tables were converted."""
-    embeddings = [(n, m) for n, m in model.named_modules() if type(m) is nn.Embedding]
+def _quantize_embeddings(model: nn.Module, skip: list[str]) -> int:
+    """Store every ``nn.Embedding`` (outside ``skip``) as uint8 rows, each with its own float
+    scale and offset (torch's weight-only quantized lookup); returns how many tables were
+    converted."""
+    embeddings = [
+        (n, m)
+        for n, m in model.named_modules()
+        if type(m) is nn.Embedding and not is_skipped(n, skip)
+    ]
     observer = torch.ao.quantization.float_qparams_weight_only_qconfig.weight
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
@@ -144,8 +197,7 @@ def _quantize_embeddings(model: nn.Module) -> int:
                 dtype=torch.quint8,
             )  # fmt: skip
             table.set_weight(rows)
-            parent, _, attr = name.rpartition(".")
-            setattr(model.get_submodule(parent) if parent else model, attr, table)
+            _set_module(model, name, table)
     return len(embeddings)
 
 
@@ -164,8 +216,7 @@ def _calibrate(model: nn.Module, linears: dict[str, nn.Linear], batches) -> dict
         for name, linear in linears.items()
     ]
     try:
-        for batch in batches:
-            model(**{k: v for k, v in batch.items() if k != "labels"})
+        run_batches(model, batches)
     finally:
         for handle in handles:
             handle.remove()
@@ -176,8 +227,7 @@ def _calibrate(model: nn.Module, linears: dict[str, nn.Linear], batches) -> dict
 def _int8_static(
     config: Int8StaticConfig, model: nn.Module, context: CompressionContext
 ) -> QuantReport:
-    converted = conv1d_to_linear(model)
-    linears = _linears(model)
+    linears, notes = _targets(config, model)
     batches = context.calibration_batches(config.calibration_batches, "static int8")
     observers = _calibrate(model.eval(), linears, batches)
     weight_observer = get_default_qconfig("x86").weight
@@ -197,11 +247,147 @@ def _int8_static(
             out_scale, out_zero = output_observer.calculate_qparams()
             module.scale, module.zero_point = float(out_scale), int(out_zero)
             in_scale, in_zero = input_observer.calculate_qparams()
-            parent, _, attr = name.rpartition(".")
-            replacement = StaticInt8Linear(module, float(in_scale), int(in_zero))
-            setattr(model.get_submodule(parent) if parent else model, attr, replacement)
+            _set_module(model, name, StaticInt8Linear(module, float(in_scale), int(in_zero)))
     note = (
         f"static int8 on every nn.Linear, activation ranges from {config.calibration_batches} "
         "calibration batches; activations are quantized and dequantized around each Linear"
     )
-    return QuantReport(config.name, "int8", len(linears), [note, *_conv1d_notes(converted)])
+    kernel = f"quantized.linear ({torch.backends.quantized.engine})"
+    return _report(config, "int8", len(linears), [note, *notes], model, kernel)
+
+
+def _bias(linear: nn.Linear) -> torch.Tensor | None:
+    return None if linear.bias is None else linear.bias.detach()
+
+
+def _tied_embedding(model: nn.Module, linears: dict[str, nn.Linear], skip: list[str]) -> str | None:
+    """The input embedding (outside ``skip``) whose weight is that of an LM head about to be
+    converted; found before any method replaces the head's weight."""
+    head = getattr(model, "get_output_embeddings", lambda: None)()
+    embedding = getattr(model, "get_input_embeddings", lambda: None)()
+    if head is None or embedding is None or head not in linears.values():
+        return None
+    if getattr(head, "weight", None) is not getattr(embedding, "weight", False):
+        return None
+    name = next(name for name, module in model.named_modules() if module is embedding)
+    return None if is_skipped(name, skip) else name
+
+
+def _convert(
+    model: nn.Module,
+    linears: dict[str, nn.Linear],
+    build: Callable[[str, nn.Linear], PackedLinear],
+    tied: str | None,
+) -> list[str]:
+    """Replace each Linear by ``build(name, linear)``; an input embedding ``tied`` to the LM
+    head then reads the quantized head's rows instead of keeping a float copy."""
+    for name, linear in linears.items():
+        _set_module(model, name, build(name, linear))
+    if tied is None:
+        return []
+    padding = getattr(model.get_submodule(tied), "padding_idx", None)
+    _set_module(model, tied, TiedEmbedding(padding).bind(model.get_output_embeddings()))
+    return [f"{tied} is tied to the LM head: it looks up rows of the quantized head"]
+
+
+@quantize_.register(Int8WeightOnlyConfig)
+@torch.no_grad()
+def _int8_weight_only(
+    config: Int8WeightOnlyConfig, model: nn.Module, context: CompressionContext
+) -> QuantReport:
+    linears, notes = _targets(config, model)
+
+    def build(name: str, linear: nn.Linear) -> PackedLinear:
+        weight, scale = int8_per_channel(linear.weight, torch.bfloat16)
+        return Int8WeightOnlyLinear(weight, scale, _bias(linear))
+
+    notes += _convert(model, linears, build, _tied_embedding(model, linears, config.skip))
+    note = (
+        "int8 weights (symmetric, per output channel, bfloat16 scales) on every nn.Linear, "
+        "activations cast to bfloat16 for the kernel"
+    )
+    return _report(config, "int8", len(linears), [note, *notes], model, Int8WeightOnlyLinear.KERNEL)
+
+
+def _int4_targets(
+    config: Int4WeightOnlyConfig | Int4GPTQConfig, model: nn.Module
+) -> tuple[dict[str, nn.Linear], list[str]]:
+    """The Linears the int4 kernel can take; those it cannot stay float, named in a note."""
+    linears, notes = _targets(config, model)
+    misfits = [n for n, m in linears.items() if not Int4Linear.fits(m, config.group_size)]
+    if misfits:
+        notes.append(
+            f"{len(misfits)} Linears stay float32, the int4 kernel needs outputs a multiple of "
+            f"16 and inputs a multiple of quant.group_size={config.group_size}: "
+            + ", ".join(misfits[:5]) + (", ..." if len(misfits) > 5 else "")
+        )  # fmt: skip
+    return {n: m for n, m in linears.items() if n not in misfits}, notes
+
+
+def _to_int4(
+    model: nn.Module, linears: dict[str, nn.Linear], chosen: dict, tied: str | None
+) -> list[str]:
+    def build(name: str, linear: nn.Linear) -> PackedLinear:
+        levels, scale, zero = chosen[name]
+        return Int4Linear(pack_nibbles(levels), scale, zero, _bias(linear))
+
+    return _convert(model, linears, build, tied)
+
+
+@quantize_.register(Int4WeightOnlyConfig)
+@torch.no_grad()
+def _int4(
+    config: Int4WeightOnlyConfig, model: nn.Module, context: CompressionContext
+) -> QuantReport:
+    linears, notes = _int4_targets(config, model)
+    chosen = {name: int4_rtn(m.weight, config.group_size) for name, m in linears.items()}
+    notes += _to_int4(model, linears, chosen, _tied_embedding(model, linears, config.skip))
+    note = (
+        f"int4 weights rounded to nearest, asymmetric, groups of {config.group_size} inputs "
+        "(bfloat16 scales, uint8 zero points), activations cast to bfloat16 for the kernel"
+    )
+    return _report(config, "int4", len(linears), [note, *notes], model, Int4Linear.KERNEL)
+
+
+@quantize_.register(Int4GPTQConfig)
+def _int4_gptq(
+    config: Int4GPTQConfig, model: nn.Module, context: CompressionContext
+) -> QuantReport:
+    linears, notes = _int4_targets(config, model)
+    tied = _tied_embedding(model, linears, config.skip)
+    batches = list(context.calibration_batches(config.calibration_batches, "GPTQ"))
+    with torch.no_grad():
+        chosen = gptq_model(model.eval(), linears, batches, config)
+        notes += _to_int4(model, linears, chosen, tied)
+    order = "largest Hessian diagonal first" if config.act_order else "in order"
+    note = (
+        f"int4 weights chosen by GPTQ on {len(batches)} calibration batches (columns {order}, "
+        f"damping {config.percdamp}, blocks calibrated in sequence), asymmetric, groups of "
+        f"{config.group_size} inputs; stored and run like quant=int4"
+    )
+    return _report(config, "int4", len(linears), [note, *notes], model, Int4Linear.KERNEL)
+
+
+@quantize_.register(Int8SmoothQuantConfig)
+@torch.no_grad()
+def _int8_smoothquant(
+    config: Int8SmoothQuantConfig, model: nn.Module, context: CompressionContext
+) -> QuantReport:
+    linears, notes = _targets(config, model)
+    batches = list(context.calibration_batches(config.calibration_batches, "SmoothQuant"))
+    tied = _tied_embedding(model, linears, config.skip)
+    smoothed = set(smooth(model.eval(), batches, config.alpha))
+
+    def build(name: str, linear: nn.Linear) -> PackedLinear:
+        return DynamicInt8Linear(*int8_per_channel(linear.weight), _bias(linear))
+
+    notes += _convert(model, linears, build, tied)
+    plain = [name for name in linears if name not in smoothed]
+    note = (
+        f"SmoothQuant (alpha={config.alpha}, {len(batches)} calibration batches): "
+        f"{len(smoothed & set(linears))} Linears smoothed through the norm before them, then "
+        f"W8A8 (int8 weights per output channel, int8 activations per token) on every "
+        f"nn.Linear; {len(plain)} with no norm before them (attention output, MLP down "
+        "projection, LM head) are W8A8 unsmoothed"
+    )
+    return _report(config, "int8", len(linears), [note, *notes], model, DynamicInt8Linear.KERNEL)
