@@ -63,8 +63,9 @@ LEVELS = {
     "int8_weight_only": Int8WeightOnlyConfig(),
     "int8_smoothquant": Int8SmoothQuantConfig(),
     "int4": Int4WeightOnlyConfig(group_size=32),
-    "int4_g128": Int4WeightOnlyConfig(group_size=128),
+    "int4_g64": Int4WeightOnlyConfig(group_size=64),
     "int4_gptq": Int4GPTQConfig(group_size=32),
+    "int4_gptq_g64": Int4GPTQConfig(group_size=64),
 }
 LLAMA_CPP = "llama.cpp Q4_1"
 

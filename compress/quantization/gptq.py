@@ -32,10 +32,10 @@ from compress.quantization.calibration import (
     run_block,
     watching_inputs,
 )
-from compress.quantization.grid import int4_dequantize, int4_params, int4_round
+from compress.quantization.grid import int4_dequantize, int4_params, int4_round, int4_value
 from compress.schema import Int4GPTQConfig
 
-Int4 = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # levels, scales, zero points
+Int4 = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # levels, scales, zeros
 _BLOCK = 128  # columns whose updates to the rest are applied at once
 
 
@@ -80,7 +80,7 @@ def _quantize_block(
             scale[:, group], zero[:, group] = int4_params(block[:, i : i + group_size])
         q = int4_round(block[:, i], scale[:, group], zero[:, group])
         levels[:, column] = q
-        error = (block[:, i] - scale[:, group] * (q - zero[:, group])) / factor[i, i]
+        error = (block[:, i] - int4_value(q, scale[:, group], zero[:, group])) / factor[i, i]
         block[:, i:].sub_(error[:, None] * factor[i, i:][None, :])
         errors[:, i] = error
     return errors
@@ -95,8 +95,8 @@ def gptq_int4(
     act_order: bool = False,
 ) -> Int4:
     """GPTQ's int4 levels of ``weight`` ``[out, in]`` on the grid of
-    :func:`compress.quantization.grid.int4_params`: levels (uint8), bfloat16 scales and uint8
-    zero points per group of ``group_size`` consecutive inputs, as round-to-nearest gives.
+    :func:`compress.quantization.grid.int4_params`: levels (uint8), bfloat16 scales and
+    zeros per group of ``group_size`` consecutive inputs, as round-to-nearest gives.
 
     ``act_order`` visits the inputs of largest H diagonal first; the group parameters are then
     fixed from the weight before the pass, so that groups stay consecutive columns."""
@@ -118,7 +118,7 @@ def gptq_int4(
         errors = _quantize_block(block, factor[start:end, start:end], order[start:end],
                                  (levels, scale, zero), group_size)  # fmt: skip
         w[:, end:].sub_(errors @ factor[start:end, end:])
-    return levels.to(torch.uint8), scale.bfloat16(), zero.to(torch.uint8)
+    return levels.to(torch.uint8), scale.bfloat16(), zero.bfloat16()
 
 
 def _quantize_stage(

@@ -14,7 +14,7 @@ from torch import nn
 
 from compress.backends.compiled.export import model_inputs, program_size
 from compress.backends.compiled.quantize import capture
-from compress.backends.compiled.runtime import CompiledModel, compile_package
+from compress.backends.compiled.runtime import INDUCTOR_OPTIONS, CompiledModel, compile_package
 from compress.backends.registry import (
     ArtifactFormat,
     CompressedModel,
@@ -30,8 +30,10 @@ PACKAGE = "model.pt2"
 
 
 def program_key(program: torch.export.ExportedProgram) -> str:
-    """The same graph with the same weights compiles to the same package."""
-    digest = hashlib.sha256(str(program.graph_module.code).encode())
+    """The same graph with the same weights, compiled with the same options by the same torch,
+    is the same package."""
+    recipe = f"{torch.__version__} {sorted(INDUCTOR_OPTIONS.items())} no_grad"
+    digest = hashlib.sha256(recipe.encode() + str(program.graph_module.code).encode())
     for name, tensor in sorted({**program.state_dict, **program.constants}.items()):
         if isinstance(tensor, torch.Tensor):
             digest.update(name.encode())

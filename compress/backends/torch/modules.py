@@ -139,21 +139,17 @@ class DynamicInt8Linear(Int8WeightOnlyLinear):
 
 
 class Int4Linear(PackedLinear):
-    """4-bit weights, ``scale * (level - zero)`` per group of ``group_size`` consecutive
-    inputs (bfloat16 scales, uint8 zero points), on torch's int4 CPU kernel, which like the
-    int8 one is fast for bfloat16 activations only (they go in as bfloat16, the output comes
-    back as float32).
+    """4-bit weights, ``scale * (level - 8) + zero`` per group of ``group_size`` consecutive
+    inputs (bfloat16 scales and zeros, see :func:`compress.quantization.grid.int4_params`),
+    on torch's int4 CPU kernel, which like the int8 one is fast for bfloat16 activations only
+    (they go in as bfloat16, the output comes back as float32).
 
     The file keeps two levels per byte in a layout that is the same on every CPU
     (``packed``); the kernel's own tile layout depends on the vector width, so it is built
-    here, and so is the kernel's table of bfloat16 scales and offsets: it computes
-    ``(level - 8) * scale + offset``, with ``offset = (8 - zero) * scale`` rounded to
-    bfloat16 (within 1/64 of a step of the exact grid point)."""
+    here, with the kernel's table of scales and zeros (the stored ones, as they are)."""
 
     KERNEL = "aten._weight_int4pack_mm_for_cpu"
     STORED = {"packed": "packed", "scale": "scale", "zero": "zero"}
-    # the kernel dequantizes (level - 8) * scale + offset
-    _MIDDLE = 8
 
     def __init__(self, packed: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bias=None):
         super().__init__(packed.shape[0], 2 * packed.shape[1], bias)
@@ -161,9 +157,8 @@ class Int4Linear(PackedLinear):
         self._keep(packed=packed, scale=scale, zero=zero)
         levels = unpack_nibbles(packed).to(torch.int32)
         weight = torch.ops.aten._convert_weight_to_int4pack_for_cpu(levels, 1)
-        offsets = (self._MIDDLE - zero.float()) * scale.float()
-        table = torch.stack([scale.float(), offsets], dim=-1).transpose(0, 1)
-        self._keep(kernel_weight=weight, kernel_scales=table.bfloat16().contiguous())
+        table = torch.stack([scale, zero], dim=-1).transpose(0, 1).bfloat16().contiguous()
+        self._keep(kernel_weight=weight, kernel_scales=table)
 
     @staticmethod
     def fits(linear: nn.Linear, group_size: int) -> bool:
@@ -180,8 +175,6 @@ class Int4Linear(PackedLinear):
         ).float()
 
     def dequantized_weight(self) -> torch.Tensor:
-        """``scale * (level - zero)``: what the stored tensors mean (the kernel's bfloat16
-        offsets are within 1/64 of a step of it)."""
         levels = unpack_nibbles(self.packed)
         return int4_dequantize(levels, self.scale, self.zero, self.group_size)
 

@@ -344,7 +344,7 @@ def _int4(
     notes += _to_int4(model, linears, chosen, _tied_embedding(model, linears, config.skip))
     note = (
         f"int4 weights rounded to nearest, asymmetric, groups of {config.group_size} inputs "
-        "(bfloat16 scales, uint8 zero points), activations cast to bfloat16 for the kernel"
+        "(bfloat16 scale and zero per group), activations cast to bfloat16 for the kernel"
     )
     return _report(config, "int4", len(linears), [note, *notes], model, Int4Linear.KERNEL)
 
