@@ -127,13 +127,8 @@ def _bert_base():
     return build, tokenizer, task, None
 
 
-def _compress(variant: Variant, build, task, tokenizer, folder: Path):
+def _compress(variant: Variant, build, context: CompressionContext, folder: Path):
     model = build()
-    # compiled variants keep their packages in the jobs' cache: later processes load them
-    cache = Path(compose_config().paths.cache_dir).expanduser()
-    context = CompressionContext(
-        calibration=partial(task.calibration_batches, tokenizer), cache_dir=cache
-    )
     start = time.perf_counter()
     prune_model(variant.prune, model, variant.amount, context)
     flops = {batch: forward_flops(model, batch, 128) for batch in (1, 8)}
@@ -151,14 +146,19 @@ def run(
     variants: list[Variant],
 ) -> pd.DataFrame:
     quiet_libraries()
-    threads = default_threads()
+    threads, flags = default_threads(), cpu_flags()
     torch.set_num_threads(threads)
     build, tokenizer, task, reference = {"minilm": _minilm, "bert-base": _bert_base}[model_name]()
+    # compiled variants keep their packages in the jobs' cache: later processes load them
+    cache = Path(compose_config().paths.cache_dir).expanduser()
+    context = CompressionContext(
+        calibration=partial(task.calibration_batches, tokenizer), cache_dir=cache
+    )
     rows, runners = [], {}
     with tempfile.TemporaryDirectory() as scratch:
         for variant in variants:
             folder = Path(scratch) / variant.label.replace(" ", "_").replace("%", "")
-            compressed, seconds, flops = _compress(variant, build, task, tokenizer, folder)
+            compressed, seconds, flops = _compress(variant, build, context, folder)
             row = {"method": variant.label, "disk_bytes": disk_bytes(folder),
                    "compress_s": seconds, "dtype": COMPUTE[variant.quant.name],
                    **{f"flops_b{b}": f for b, f in flops.items()}}  # fmt: skip
@@ -176,7 +176,7 @@ def run(
                                          _bench(repeats, warmup))  # fmt: skip
             table[f"p50_ms_b{batch}"] = [latency[m]["p50_ms"] for m in table.index]
             table[f"cv_b{batch}"] = [latency[m]["cv"] for m in table.index]
-            peaks = table["dtype"].map(lambda d: isa_peak(d, cpu_flags(), threads, clock_hz))
+            peaks = table["dtype"].map(lambda d: isa_peak(d, flags, threads, clock_hz))
             seconds = table[f"p50_ms_b{batch}"] / 1000
             table[f"floor_b{batch}"] = table[f"flops_b{batch}"] / peaks / seconds
     fp32 = table.loc["torch fp32"]

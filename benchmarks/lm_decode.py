@@ -88,8 +88,10 @@ def _variants(
     return variants, reports
 
 
-def _llama_cpp(gguf: Path, threads: int):
-    """llama.cpp on the GGUF file, or ``None`` (and why) without ``llama-cpp-python``."""
+def _llama_cpp(gguf: Path, threads: int, wanted: bool):
+    """llama.cpp on the GGUF file, or ``None`` and why not (not wanted, not installed)."""
+    if not wanted:
+        return None, "llama.cpp not measured (--no-llama-cpp)"
     try:
         from llama_cpp_runner import LlamaCppModel
     except ImportError as error:
@@ -108,9 +110,8 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
     model, tokenizer = load_causal_lm(pretrained)
     context = CompressionContext(calibration=partial(task.calibration_batches, tokenizer))
     variants, rows = _variants(model, args.levels, context)
-    peer, peer_line = _llama_cpp(sources.gguf_file(cfg.model.name_or_path), threads) if (
-        args.llama_cpp
-    ) else (None, "llama.cpp not measured (--no-llama-cpp)")  # fmt: skip
+    gguf = sources.gguf_file(cfg.model.name_or_path)
+    peer, peer_line = _llama_cpp(gguf, threads, args.llama_cpp)
     for level, variant in variants.items():
         quality, _ = task.evaluate(variant, tokenizer)
         rows[level] |= {"perplexity": quality["perplexity"], "eval_tokens": quality["tokens"]}

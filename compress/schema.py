@@ -478,8 +478,9 @@ class Int8StaticConfig(QuantConfig):
         _check_positive("quant.calibration_batches", self.calibration_batches)
 
 
-# Group sizes torch's int4 CPU kernel (aten._weight_int4pack_mm_for_cpu) accepts.
-TORCH_INT4_GROUP_SIZES = (32, 64, 128, 256)
+# Group sizes ONNX Runtime's MatMulNBits accepts; torch's int4 CPU kernel
+# (aten._weight_int4pack_mm_for_cpu) takes all but 16.
+INT4_GROUP_SIZES = (16, 32, 64, 128, 256)
 
 
 @dataclass
@@ -490,9 +491,10 @@ class GroupedInt4Config(QuantConfig):
     group_size: int = 32
 
     def __post_init__(self) -> None:
-        if self.group_size not in (16, *TORCH_INT4_GROUP_SIZES):
+        if self.group_size not in INT4_GROUP_SIZES:
             raise ConfigError(
-                f"quant.group_size={self.group_size} is unsupported", "16, 32, 64, 128, 256"
+                f"quant.group_size={self.group_size} is unsupported",
+                ", ".join(map(str, INT4_GROUP_SIZES)),
             )
 
 
@@ -654,6 +656,8 @@ class BackendConfig:
     SUPPORTED: ClassVar[tuple[type, ...]] = ()
     # Levels that honour ``quant.skip`` (fp32 trivially: every module stays float).
     SKIPPABLE: ClassVar[tuple[type, ...]] = (Float32Config,)
+    # Group sizes its int4 kernel takes (where it runs int4 at all).
+    INT4_GROUP_SIZES: ClassVar[tuple[int, ...]] = INT4_GROUP_SIZES
     name: str = MISSING
 
 
@@ -672,6 +676,7 @@ class TorchBackendConfig(BackendConfig):
     SKIPPABLE: ClassVar[tuple[type, ...]] = tuple(
         level for level in SUPPORTED if level not in (Float16Config, BFloat16Config, Int8QATConfig)
     )
+    INT4_GROUP_SIZES: ClassVar[tuple[int, ...]] = (32, 64, 128, 256)
 
 
 @dataclass
@@ -806,14 +811,13 @@ class Config:
         )
 
     def _check_int4_group_size(self) -> None:
-        """torch's int4 kernel takes fewer group sizes than ONNX Runtime's MatMulNBits."""
-        torch_int4 = isinstance(self.backend, TorchBackendConfig) and isinstance(
-            self.quant, GroupedInt4Config
-        )
-        if torch_int4 and self.quant.group_size not in TORCH_INT4_GROUP_SIZES:
+        """Backends' int4 kernels take different group sizes (torch's not 16)."""
+        sizes = self.backend.INT4_GROUP_SIZES
+        if isinstance(self.quant, GroupedInt4Config) and self.quant.group_size not in sizes:
             raise ConfigError(
-                f"quant.group_size={self.quant.group_size} is unsupported on backend=torch",
-                ", ".join(map(str, TORCH_INT4_GROUP_SIZES)),
+                f"quant.group_size={self.quant.group_size} is unsupported on "
+                f"backend={self.backend.name}",
+                ", ".join(map(str, sizes)),
             )
 
     def _check_pattern(self) -> None:

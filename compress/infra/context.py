@@ -11,6 +11,11 @@ import torch
 Batch = dict[str, torch.Tensor]
 
 
+def model_inputs(batch: Batch) -> Batch:
+    """The batch without its labels: what the model's forward takes."""
+    return {name: value for name, value in batch.items() if name != "labels"}
+
+
 @dataclass(frozen=True)
 class CompressionContext:
     """``calibration(n)`` yields up to ``n`` labelled batches of calibration data (never the
@@ -24,3 +29,7 @@ class CompressionContext:
         if self.calibration is None:
             raise ValueError(f"{method} needs calibration batches, and this task provides none")
         return self.calibration(count)
+
+    def sample_inputs(self, method: str) -> Batch:
+        """The model inputs of one calibration batch: what an exporter traces the model on."""
+        return model_inputs(next(iter(self.calibration_batches(1, method))))

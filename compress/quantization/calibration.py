@@ -9,19 +9,13 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-Batch = dict[str, torch.Tensor]
-
+from compress.infra.context import Batch, model_inputs
 
 Inputs = list[tuple[tuple, dict]]  # the positional and keyword arguments of each call
 
 
 class _Stop(Exception):
     """Raised once what calibration needs is seen: the rest of the forward is not needed."""
-
-
-def model_inputs(batch: Batch) -> Batch:
-    """The batch without its labels: calibration needs the inputs only."""
-    return {name: value for name, value in batch.items() if name != "labels"}
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compress.infra.context import model_inputs
 from compress.infra.registry import Registry
 from compress.recovery.training import Batch, LossFn, model_loss
 from compress.schema import DistillRecoveryConfig, FinetuneRecoveryConfig
@@ -48,7 +49,7 @@ def _finetune(config: FinetuneRecoveryConfig, teacher: nn.Module) -> LossFn:
 @recovery_loss.register(DistillRecoveryConfig)
 def _distill(config: DistillRecoveryConfig, teacher: nn.Module) -> LossFn:
     def loss(student: nn.Module, batch: Batch) -> torch.Tensor:
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        inputs = model_inputs(batch)
         with torch.no_grad():
             teacher_logits = teacher(**inputs).logits
         student_logits = student(**inputs).logits

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from compress.backends.compiled.export import model_inputs, program_size
+from compress.backends.compiled.export import program_size
 from compress.backends.compiled.quantize import capture
 from compress.backends.compiled.runtime import INDUCTOR_OPTIONS, CompiledModel, compile_package
 from compress.backends.registry import (
@@ -64,7 +64,7 @@ def _compiled(
     folder: Path,
 ) -> CompressedModel:
     folder.mkdir(parents=True, exist_ok=True)
-    sample = model_inputs(next(iter(context.calibration_batches(1, "torch.export"))))
+    sample = context.sample_inputs("torch.export")
     program, report = capture(quant, model.eval(), sample, context)
     compiled = _compiled_package(program, folder, context.cache_dir)
     model.config.to_json_file(str(folder / "config.json"))

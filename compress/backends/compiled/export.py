@@ -9,10 +9,6 @@ from torch import nn
 Inputs = dict[str, torch.Tensor]
 
 
-def model_inputs(batch: dict[str, torch.Tensor]) -> Inputs:
-    return {name: value for name, value in batch.items() if name != "labels"}
-
-
 class CaptureError(ValueError):
     """The model cannot be captured whole: a graph break, reported instead of run around."""
 

@@ -13,10 +13,11 @@ import warnings
 import torch
 from torch import nn
 
-from compress.backends.compiled.export import Inputs, Logits, export_program, model_inputs
+from compress.backends.compiled.export import Inputs, Logits, export_program
 from compress.infra.context import CompressionContext
 from compress.infra.environment import cpu_flags
 from compress.infra.registry import Registry
+from compress.quantization.calibration import run_batches
 from compress.quantization.report import QuantReport
 from compress.schema import BFloat16Config, Float32Config, Int8DynamicConfig, Int8StaticConfig
 
@@ -24,9 +25,13 @@ capture = Registry("compiled quantization level")
 Captured = tuple[torch.export.ExportedProgram, QuantReport]
 
 
+def _positions(model: nn.Module) -> int:
+    """The longest sequence the model takes: the bound of the program's length dimension."""
+    return getattr(model.config, "max_position_embeddings", 512)
+
+
 def _export(model: nn.Module, sample: Inputs) -> torch.export.ExportedProgram:
-    positions = getattr(model.config, "max_position_embeddings", 512)
-    return export_program(Logits(model), sample, positions)
+    return export_program(Logits(model), sample, _positions(model))
 
 
 def _linears(program: torch.export.ExportedProgram) -> int:
@@ -47,15 +52,12 @@ def _pt2e(model: nn.Module, sample: Inputs, dynamic: bool, batches) -> Captured:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prepared = prepare_pt2e(program.module(), _x86_quantizer(dynamic))
-        with torch.no_grad():
-            for batch in batches:
-                prepared(**model_inputs(batch))
+        run_batches(prepared, batches)
         converted = convert_pt2e(prepared)
-    positions = getattr(model.config, "max_position_embeddings", 512)
     kind = "dynamic (activations per batch)" if dynamic else "static (calibrated ranges)"
     note = f"PT2E {kind} int8 on every Linear (X86InductorQuantizer); embeddings stay float32"
     report = QuantReport("int8", "int8", _linears(program), [note], 8.0, "onednn.qlinear_pointwise")
-    return export_program(converted, sample, positions), report
+    return export_program(converted, sample, _positions(model)), report
 
 
 @capture.register(Float32Config)

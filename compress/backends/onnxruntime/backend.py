@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from compress.backends.onnxruntime.export import export_onnx, fuse_transformer_ops, onnx_size
@@ -20,15 +19,11 @@ from compress.backends.registry import (
     compress_on,
     register_artifact_format,
 )
-from compress.infra.context import Batch, CompressionContext
+from compress.infra.context import CompressionContext
 from compress.schema import OnnxRuntimeBackendConfig, QuantConfig
 from compress.storage.artifact import write_manifest
 
 ONNX_FILE = "model.onnx"
-
-
-def _model_inputs(batch: Batch) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in batch.items() if k != "labels"}
 
 
 @compress_on.register(OnnxRuntimeBackendConfig)
@@ -40,7 +35,7 @@ def _onnxruntime(
     folder: Path,
 ) -> CompressedModel:
     folder.mkdir(parents=True, exist_ok=True)
-    sample = _model_inputs(next(iter(context.calibration_batches(1, "ONNX export"))))
+    sample = context.sample_inputs("ONNX export")
     exported = folder / "exported.onnx"
     export_onnx(model, sample, exported, backend.opset)
     if backend.fuse:
