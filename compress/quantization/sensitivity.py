@@ -114,8 +114,13 @@ def _scan(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
     from compress.models.baseline import ensure_baseline
     from compress.recovery.cache import load_or_recover
     from compress.tasks import build_task
+    from compress.validation import config_problems, refuse
 
-    config = OmegaConf.to_object(compose_config(args.overrides))
+    composed = compose_config(args.overrides)
+    problems = config_problems(composed)
+    if problems:
+        refuse(problems)
+    config = OmegaConf.to_object(composed)
     task = build_task(config.task)
     cache = Path(config.paths.cache_dir).expanduser()
     baseline = ensure_baseline(config.model, task, cache)
@@ -145,9 +150,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="job overrides, e.g. model=smollm2")
     args = parser.parse_args(argv)
     from compress.infra.quiet import quiet_libraries
+    from compress.validation import one_line_errors
 
     quiet_libraries()
-    table, header = _scan(args)
+    with one_line_errors():  # a refused config or a failed scan: one line, as compress.main
+        table, header = _scan(args)
     write_table(table, args.out, header)
     print(f"{header}\n\n{table.head(20).to_markdown(floatfmt='.4g')}", file=sys.stdout)
 

@@ -127,6 +127,19 @@ def test_an_offline_hub_name_says_the_hub_is_unreachable(tmp_path: Path):
     assert result.returncode == 2 and not imported_torch(result.stderr)
 
 
+def test_the_sensitivity_scan_refuses_a_bad_config_in_one_line(tmp_path: Path):
+    env = {**os.environ, "COMPRESS_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    command = [sys.executable, "-m", "compress.quantization.sensitivity", "--out",
+               str(tmp_path / "scan"), "model=smollm2", "task=lm", "prune=1.5"]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.stderr.splitlines() == [
+        "error: prune=1.5 is outside [0, 1), accepted: the fraction to remove, e.g. 0.5"
+    ]
+    assert result.returncode == 2
+    assert not (tmp_path / "scan").exists()
+
+
 def test_full_error_shows_the_traceback_for_debugging(tmp_path: Path):
     env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
     result = subprocess.run([sys.executable, "-m", "compress.main", "prune=1.5"], cwd=tmp_path,
