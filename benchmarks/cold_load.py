@@ -75,7 +75,7 @@ def _artifacts(scratch: Path, source: Path | None) -> dict[str, Path]:
     from compress.schema import Int8DynamicConfig
 
     if source is None:
-        from compress.defaults import default_baseline
+        from compress.pipeline.defaults import default_baseline
 
         model = default_baseline()[0].load_model()
     else:

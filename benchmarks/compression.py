@@ -34,11 +34,11 @@ from roofline import clock_hz as cpu_clock_hz
 from roofline import forward_flops, isa_peak
 
 from compress.backends import compress_on, load_artifact
-from compress.defaults import compose_config, default_baseline
 from compress.infra.context import CompressionContext
 from compress.infra.environment import cpu_flags, default_threads
 from compress.infra.quiet import quiet_libraries
 from compress.models import sources
+from compress.pipeline.defaults import compose_config, default_baseline
 from compress.pruning import prune_model
 from compress.schema import (
     BFloat16Config,

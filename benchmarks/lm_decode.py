@@ -36,12 +36,12 @@ import torch
 from omegaconf import OmegaConf
 
 from compress.backends.torch.quantize import quantize_
-from compress.defaults import compose_config
 from compress.infra.context import CompressionContext
 from compress.infra.environment import cpu_flags, default_threads
 from compress.infra.quiet import quiet_libraries
 from compress.measure.decoding import generation_stats, interleaved_generations, timed_generate
 from compress.models import sources
+from compress.pipeline.defaults import compose_config
 from compress.schema import (
     BFloat16Config,
     Float32Config,

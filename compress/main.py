@@ -7,8 +7,8 @@ A config the tool refuses stops before torch is imported: one line per problem o
 import hydra
 from omegaconf import DictConfig
 
+from compress.pipeline.preflight import config_problems, one_line_errors, refuse
 from compress.schema import register_configs
-from compress.validation import config_problems, one_line_errors, refuse
 
 register_configs()
 
@@ -18,7 +18,7 @@ def main(cfg: DictConfig) -> None:
     problems = config_problems(cfg)
     if problems:
         refuse(problems)
-    from compress.job import run_job  # heavy imports only once the config is valid
+    from compress.pipeline.job import run_job  # heavy imports only once the config is valid
 
     run_job(cfg)
 

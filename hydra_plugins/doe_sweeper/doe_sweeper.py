@@ -24,7 +24,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from compress.infra.records import write_json_atomic
-from compress.validation import refuse, sweep_problems
+from compress.pipeline.preflight import refuse, sweep_problems
 from hydra_plugins.doe_sweeper._design import (
     Design,
     DesignError,

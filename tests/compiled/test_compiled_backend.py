@@ -13,7 +13,7 @@ from torch import nn
 from compress.backends import compress_on, load_artifact
 from compress.backends.compiled.export import CaptureError, export_program
 from compress.infra.context import CompressionContext
-from compress.job import run_job
+from compress.pipeline.job import run_job
 from compress.schema import (
     BFloat16Config,
     Float32Config,

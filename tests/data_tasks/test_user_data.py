@@ -9,7 +9,7 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from compress.backends import load_artifact
-from compress.job import run_job
+from compress.pipeline.job import run_job
 from compress.storage.artifact import TOKENIZER_DIR
 from tests.data_tasks.conftest import DATA_JOB
 

@@ -24,10 +24,10 @@ from compress.backends.torch.modules import (
 )
 from compress.backends.torch.quantize import quantize_
 from compress.infra.context import CompressionContext
+from compress.pipeline.sensitivity import linear_groups, sensitivity
 from compress.quantization.calibration import watching_inputs
 from compress.quantization.gptq import gptq_int4
 from compress.quantization.grid import int4_dequantize, int4_rtn, pack_nibbles, unpack_nibbles
-from compress.quantization.sensitivity import linear_groups, sensitivity
 from compress.quantization.smoothquant import smooth
 from compress.schema import (
     Int4GPTQConfig,

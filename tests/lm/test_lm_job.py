@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from compress.job import run_job
+from compress.pipeline.job import run_job
 
 FAST = [
     "bench.warmup=1",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from compress.job import run_job
+from compress.pipeline.job import run_job
 from tests.lm.test_lm_job import FAST
 
 SENTENCES = [

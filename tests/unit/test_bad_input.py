@@ -130,7 +130,7 @@ def test_an_offline_hub_name_says_the_hub_is_unreachable(tmp_path: Path):
 def test_the_sensitivity_scan_refuses_a_bad_config_in_one_line(tmp_path: Path):
     env = {**os.environ, "COMPRESS_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
-    command = [sys.executable, "-m", "compress.quantization.sensitivity", "--out",
+    command = [sys.executable, "-m", "compress.pipeline.sensitivity", "--out",
                str(tmp_path / "scan"), "model=smollm2", "task=lm", "prune=1.5"]  # fmt: skip
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert result.stderr.splitlines() == [

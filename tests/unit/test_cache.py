@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from compress.infra.cache import cached_entry, entry_problem
-from compress.job import run_job
+from compress.pipeline.job import run_job
 from tests.conftest import TINY_JOB
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from compress.job import run_job
+from compress.pipeline.job import run_job
 from tests.conftest import TINY_JOB
 
 RECORDED = json.loads((Path(__file__).parents[1] / "data" / "record_keys.json").read_text())

@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from compress.job import _ratios
+from compress.pipeline.job import _ratios
 from compress.schema import SCHEMAS, QualityMetric
 from compress.tasks import build_task
 from compress.tasks.base import Task, quality_metrics

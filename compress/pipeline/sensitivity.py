@@ -3,9 +3,9 @@
 much worse than the float model they make it. The top of the table is what ``quant.skip``
 should keep float first (mixed precision).
 
-    python -m compress.quantization.sensitivity model=smollm2 task=lm quant=int8 \\
+    python -m compress.pipeline.sensitivity model=smollm2 task=lm quant=int8 \\
         task.eval_tokens=1024 prune=0
-    python -m compress.quantization.sensitivity --group-by type model=smollm2 task=lm quant=int4
+    python -m compress.pipeline.sensitivity --group-by type model=smollm2 task=lm quant=int4
 
 Any job override composes as for ``compress.main``; the model is pruned (and recovered) as
 that job would prune it before it is quantized (``prune=0`` scans the pretrained model). A
@@ -110,11 +110,11 @@ def _scan(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
     """Compose the job, prune as it would, and scan its quantization level."""
     from omegaconf import OmegaConf
 
-    from compress.defaults import compose_config
-    from compress.models.baseline import ensure_baseline
-    from compress.recovery.cache import load_or_recover
+    from compress.pipeline.baseline import ensure_baseline
+    from compress.pipeline.defaults import compose_config
+    from compress.pipeline.preflight import config_problems, refuse
+    from compress.pipeline.pruned import load_or_prune
     from compress.tasks import build_task
-    from compress.validation import config_problems, refuse
 
     composed = compose_config(args.overrides)
     problems = config_problems(composed)
@@ -126,7 +126,7 @@ def _scan(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
     baseline = ensure_baseline(config.model, task, cache)
     tokenizer, teacher = baseline.load_tokenizer(), baseline.load_model()
     context = CompressionContext(calibration=partial(task.calibration_batches, tokenizer))
-    model, _, _ = load_or_recover(
+    model, _, _ = load_or_prune(
         config, baseline, teacher, partial(task.train_batches, tokenizer), context, cache
     )
     metric = type(config.task).QUALITY_METRICS[0]
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="job overrides, e.g. model=smollm2")
     args = parser.parse_args(argv)
     from compress.infra.quiet import quiet_libraries
-    from compress.validation import one_line_errors
+    from compress.pipeline.preflight import one_line_errors
 
     quiet_libraries()
     with one_line_errors():  # a refused config or a failed scan: one line, as compress.main

@@ -28,11 +28,11 @@ from compress.infra.environment import default_threads, git_revision, hardware, 
 from compress.infra.placement import own_cores
 from compress.infra.quiet import quiet_libraries
 from compress.infra.records import RECORD_NAME, SCHEMA_VERSION, write_json_atomic
-from compress.measure.coldload import measure_cold_load
 from compress.measure.size import size_stats
-from compress.models.baseline import Baseline, ensure_baseline
-from compress.outcomes import paired_outcomes
-from compress.recovery.cache import load_or_recover
+from compress.pipeline.baseline import Baseline, ensure_baseline
+from compress.pipeline.coldload import measure_cold_load
+from compress.pipeline.outcomes import paired_outcomes
+from compress.pipeline.pruned import load_or_prune
 from compress.schema import Config, NoPruningConfig, QualityMetric
 from compress.storage.artifact import TOKENIZER_DIR, disk_bytes
 from compress.tasks import build_task
@@ -147,7 +147,7 @@ def _compress(
         calibration=partial(task.calibration_batches, tokenizer),
         cache_dir=Path(config.paths.cache_dir).expanduser(),
     )
-    model, prune_report, training = load_or_recover(
+    model, prune_report, training = load_or_prune(
         config, baseline, teacher, partial(task.train_batches, tokenizer), context,
         Path(config.paths.cache_dir).expanduser(),
     )  # fmt: skip

@@ -8,7 +8,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from compress.models.baseline import Baseline, ensure_baseline
+from compress.pipeline.baseline import Baseline, ensure_baseline
 from compress.schema import CONF_DIR, register_configs
 from compress.tasks import build_task
 

@@ -1,4 +1,7 @@
-"""Recovered models cost minutes of training: cache them by what determines them, so that a
+"""The pruned (and recovered) float model a job quantizes next: the baseline pruned as the job's
+prune settings say, then trained back as its recovery settings say.
+
+Recovered models cost minutes of training: cache them by what determines them, so that a
 re-run or another sweep with the same prune/recovery settings (but, say, another quant level
 or batch size) reuses the trained weights.
 
@@ -21,13 +24,13 @@ from compress.backends.torch.artifact import save_artifact
 from compress.infra.cache import cached_entry
 from compress.infra.context import CompressionContext
 from compress.infra.records import write_json_atomic
-from compress.models.baseline import Baseline
+from compress.pipeline.baseline import Baseline
 from compress.quantization.qat import remove_fake_quantization
 from compress.recovery.recipe import prune_and_recover
 from compress.schema import Config, Int8QATConfig, NoRecoveryConfig
 
 
-def recovery_key(config: Config, baseline: Baseline) -> str:
+def pruned_model_key(config: Config, baseline: Baseline) -> str:
     material = {
         "baseline": baseline.folder.name,
         "prune": config.prune,
@@ -47,7 +50,7 @@ def _train(config: Config, baseline: Baseline, teacher: nn.Module, train_batches
     return model, report.to_dict(), training
 
 
-def load_or_recover(
+def load_or_prune(
     config: Config,
     baseline: Baseline,
     teacher: nn.Module,
@@ -66,7 +69,7 @@ def load_or_recover(
         write_json_atomic(staging / "recovery.json", {"prune": report, "training": training})
         trained.append((model, report, training))
 
-    key = recovery_key(config, baseline)
+    key = pruned_model_key(config, baseline)
     folder = cached_entry(cache_dir / "recovered", key, build, "recovered model")
     if trained:
         model, report, training = trained[0]

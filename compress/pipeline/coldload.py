@@ -1,7 +1,7 @@
 """Cold load in a fresh process: time to load a saved artifact and run its first batch, and
 the process's peak resident memory (a clean figure, since nothing else was loaded).
 
-Run as ``python -m compress.measure.coldload <artifact dir> --batch-size 8 --seq-len 128``;
+Run as ``python -m compress.pipeline.coldload <artifact dir> --batch-size 8 --seq-len 128``;
 prints one JSON line. :func:`measure_cold_load` runs it and parses that line.
 """
 
@@ -85,7 +85,7 @@ def measure_cold_load(
     folder: Path, batch_size: int, seq_len: int, threads: int, method: str = "zero_copy"
 ) -> dict:
     command = [
-        sys.executable, "-m", "compress.measure.coldload", str(folder),
+        sys.executable, "-m", "compress.pipeline.coldload", str(folder),
         "--batch-size", str(batch_size), "--seq-len", str(seq_len), "--threads", str(threads),
         "--method", method,
     ]  # fmt: skip
