@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis.pareto import TOLERANCE, recipe_labels
 from analysis.responses import LATENCY, SIZE, baseline_column, metric_of
-from compress.schema import Comparison, QualityMetric
+from compress.record import Comparison, QualityMetric
 from compress.stats.paired import holm, min_detectable_difference
 
 INTERVALS = "ratios.intervals."

@@ -14,9 +14,8 @@ import pandas as pd
 import pyarrow
 
 from analysis import AnalysisError
+from compress.record import ITEMS, ROUNDS
 
-ITEMS = "items.parquet"
-ROUNDS = "rounds.parquet"
 # The columns that make an items table a classification one.
 CLASSIFICATION = ("item", "label", "baseline_prediction", "compressed_prediction")
 SCORE = "_score_"  # class k's probability: baseline_score_k, compressed_score_k

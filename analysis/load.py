@@ -6,7 +6,6 @@ its ``.hydra/config.yaml`` (at which level), never from folder names.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +15,9 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from analysis import AnalysisError
+from compress.record import RECORD_NAME as RECORD
+from compress.record import RecordError, read_record
 
-RECORD = "metrics.json"
 DESIGN = "design.json"
 HYDRA = ".hydra"
 # How far below a given folder job folders are looked for: multirun/<date>/<time>/<job>.
@@ -84,12 +84,9 @@ def find_jobs(folder: Path, depth: int = MAX_DEPTH) -> list[Path]:
 
 def _read_json(path: Path) -> dict:
     try:
-        payload = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise AnalysisError(f"corrupt {path}: {error}") from error
-    if not isinstance(payload, dict):
-        raise AnalysisError(f"corrupt {path}: expected a JSON object")
-    return payload
+        return read_record(path)
+    except RecordError as error:
+        raise AnalysisError(str(error)) from error
 
 
 def _yaml(path: Path) -> Any:

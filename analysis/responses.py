@@ -7,15 +7,16 @@ from collections.abc import Collection
 import pandas as pd
 
 from analysis import AnalysisError
-from compress.schema import SCHEMAS, QualityMetric
+from compress.config.store import schema_types
+from compress.record import QualityMetric
 
 QUALITY = "compressed.quality."
 LATENCY = "compressed.speed.p50_ms"
 SIZE = "compressed.size.disk_bytes"
 SHORTHANDS = {"latency": LATENCY, "size": SIZE}
 LABELS = {LATENCY: "latency p50 (ms)", SIZE: "size on disk (bytes)"}
-# What every task declares it reports (compress.schema), by metric name; headline first.
-_TASKS = SCHEMAS["task"].values()
+# What every task declares it reports (compress.config.task), by metric name; headline first.
+_TASKS = schema_types("task")
 METRICS: dict[str, QualityMetric] = {m.name: m for t in _TASKS for m in t.QUALITY_METRICS}
 DEFAULT_QUALITY = tuple(dict.fromkeys(t.QUALITY_METRICS[0].name for t in _TASKS))
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from compress.infra.records import write_json_atomic
+from compress.infra.atomic import write_json_atomic
+from compress.record import RECORD_NAME
 
 LEVELS = {
     "prune": [0.0, 0.2, 0.4, 0.6, 0.8],
@@ -80,7 +81,7 @@ def build_sweep(root: Path, seed: int = 0) -> Path:
         }
         (job / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))
         (job / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(config))
-        write_json_atomic(job / "metrics.json", _record(levels, rng))
+        write_json_atomic(job / RECORD_NAME, _record(levels, rng))
     return root
 
 

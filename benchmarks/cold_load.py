@@ -71,13 +71,15 @@ def _artifacts(scratch: Path, source: Path | None) -> dict[str, Path]:
     from compress.backends import load_artifact
     from compress.backends.torch.artifact import save_artifact
     from compress.backends.torch.quantize import quantize_
+    from compress.config.quant import Int8DynamicConfig
     from compress.infra.context import CompressionContext
-    from compress.schema import Int8DynamicConfig
 
     if source is None:
-        from compress.pipeline.defaults import default_baseline
+        from omegaconf import OmegaConf
 
-        model = default_baseline()[0].load_model()
+        from compress.pipeline.prepare import compose_config, prepare
+
+        model = prepare(OmegaConf.to_object(compose_config())).reference
     else:
         model = load_artifact(source)
     fp32 = scratch / "fp32"

@@ -34,25 +34,29 @@ from roofline import clock_hz as cpu_clock_hz
 from roofline import forward_flops, isa_peak
 
 from compress.backends import compress_on, load_artifact
-from compress.infra.context import CompressionContext
-from compress.infra.environment import cpu_flags, default_threads
-from compress.infra.quiet import quiet_libraries
-from compress.models import sources
-from compress.pipeline.defaults import compose_config, default_baseline
-from compress.pruning import prune_model
-from compress.schema import (
-    BFloat16Config,
-    Float32Config,
-    HeadAndNeuronPruningConfig,
-    Int4WeightOnlyConfig,
-    Int8DynamicConfig,
-    Int8StaticConfig,
-    MagnitudePruningConfig,
-    NoPruningConfig,
+from compress.config.backend import (
     OnnxRuntimeBackendConfig,
     TorchBackendConfig,
     TorchCompiledBackendConfig,
 )
+from compress.config.prune import (
+    HeadAndNeuronPruningConfig,
+    MagnitudePruningConfig,
+    NoPruningConfig,
+)
+from compress.config.quant import (
+    BFloat16Config,
+    Float32Config,
+    Int4WeightOnlyConfig,
+    Int8DynamicConfig,
+    Int8StaticConfig,
+)
+from compress.infra.context import CompressionContext
+from compress.infra.environment import cpu_flags, default_threads
+from compress.infra.quiet import quiet_libraries
+from compress.models import sources
+from compress.pipeline.prepare import compose_config, prepare
+from compress.pruning import prune_model
 from compress.storage.artifact import disk_bytes
 from compress.tasks import build_task
 
@@ -106,8 +110,9 @@ VARIANTS = [
 
 def _minilm():
     """The cached fine-tuned baseline, its tokenizer and the task (quality is measured)."""
-    baseline, task = default_baseline()
-    return baseline.load_model, baseline.load_tokenizer(), task, baseline.info["outputs"]
+    prepared = prepare(OmegaConf.to_object(compose_config()))
+    baseline = prepared.baseline
+    return baseline.load_model, prepared.tokenizer, prepared.task, baseline.info["outputs"]
 
 
 def _bert_base():
@@ -189,7 +194,7 @@ def run(
 
 
 def _bench(repeats: int, warmup: int):
-    from compress.schema import BenchConfig
+    from compress.config.bench import BenchConfig
 
     return BenchConfig(seq_len=128, warmup=warmup, repeats=repeats, cold_load=False)
 

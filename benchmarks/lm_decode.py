@@ -36,13 +36,7 @@ import torch
 from omegaconf import OmegaConf
 
 from compress.backends.torch.quantize import quantize_
-from compress.infra.context import CompressionContext
-from compress.infra.environment import cpu_flags, default_threads
-from compress.infra.quiet import quiet_libraries
-from compress.measure.decoding import generation_stats, interleaved_generations, timed_generate
-from compress.models import sources
-from compress.pipeline.defaults import compose_config
-from compress.schema import (
+from compress.config.quant import (
     BFloat16Config,
     Float32Config,
     Int4GPTQConfig,
@@ -51,6 +45,12 @@ from compress.schema import (
     Int8SmoothQuantConfig,
     Int8WeightOnlyConfig,
 )
+from compress.infra.context import CompressionContext
+from compress.infra.environment import cpu_flags, default_threads
+from compress.infra.quiet import quiet_libraries
+from compress.measure.decoding import generation_stats, interleaved_generations, timed_generate
+from compress.models import sources
+from compress.pipeline.prepare import compose_config
 from compress.tasks import build_task
 from compress.tasks.causal_lm import load_causal_lm
 

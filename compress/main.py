@@ -7,8 +7,9 @@ A config the tool refuses stops before torch is imported: one line per problem o
 import hydra
 from omegaconf import DictConfig
 
-from compress.pipeline.preflight import config_problems, one_line_errors, refuse
-from compress.schema import register_configs
+from compress.config.refusal import one_line_errors, refuse
+from compress.config.store import register_configs
+from compress.pipeline.preflight import config_problems
 
 register_configs()
 

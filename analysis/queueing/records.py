@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.queueing.simulation import ServiceTimes
+from compress.record import RECORD_NAME, ok_records
 
-RECORD = "metrics.json"
 BASELINE = "baseline"
 
 
@@ -30,13 +30,9 @@ class Recipe:
 
 def load_ok_records(run_dir: Path) -> list[dict]:
     """Records with ``status: ok`` under ``run_dir`` (a sweep folder or a single job's)."""
-    records = []
-    for path in sorted(Path(run_dir).glob(f"**/{RECORD}")):
-        record = json.loads(path.read_text())
-        if record.get("status") == "ok":
-            records.append(record)
+    records = ok_records(run_dir)
     if not records:
-        raise FileNotFoundError(f"no {RECORD} with status ok under {run_dir}")
+        raise FileNotFoundError(f"no {RECORD_NAME} with status ok under {run_dir}")
     return records
 
 

@@ -8,18 +8,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from compress.config.job import Config
+from compress.config.task import (
+    ClassificationTaskConfig,
+    GenerationTaskConfig,
+    LanguageModelingTaskConfig,
+)
 from compress.data.heads import choose_head
 from compress.data.labelled import SplitSizes, class_order, labelled_data
 from compress.data.tables import SHIPPED_PREFIX, DataError, check_source, load_data
 from compress.data.texts import lm_text, prompts_with_references
 from compress.infra.registry import Registry
 from compress.models.sources import hub_reachable
-from compress.schema import (
-    ClassificationTaskConfig,
-    Config,
-    GenerationTaskConfig,
-    LanguageModelingTaskConfig,
-)
 
 check_task_data = Registry("task data check")
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from compress.config.task import DataConfig
 from compress.data.tables import DataError, LoadedData
-from compress.schema import DataConfig
 
 
 @dataclass(frozen=True)

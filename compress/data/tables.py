@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from compress.schema import ConfigError, DataConfig
+from compress.config.errors import ConfigError
+from compress.config.task import DataConfig
 
 SHIPPED_PREFIX = "shipped:"
 _BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json",

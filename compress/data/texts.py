@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from compress.config.task import DataConfig
 from compress.data.tables import DataError, load_data, text_values
-from compress.schema import DataConfig
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
 """Dispatch from a config dataclass to the one function that implements it.
 
-Adding a method is one dataclass in :mod:`compress.schema` and one function registered here
-by that dataclass; nothing branches on method-name strings.
+Nothing branches on method-name strings. Adding a method takes: its dataclass in the
+group's module of :mod:`compress.config`, its entry in ``compress.config.store.SCHEMAS`` and its
+YAML option (same name), a backend's ``SUPPORTED`` tuple for a quantization level, and one
+function registered here by the dataclass (``tests/compress/backends/test_registry.py`` checks
+that every supported level has a handler).
 """
 
 from __future__ import annotations

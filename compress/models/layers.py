@@ -6,7 +6,7 @@ import re
 
 from torch import nn
 
-from compress.schema import Scope
+from compress.config.prune import Scope
 
 
 def transformer_blocks(model: nn.Module) -> nn.ModuleList:

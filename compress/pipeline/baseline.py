@@ -21,10 +21,10 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from compress.backends import load_artifact
 from compress.backends.torch.artifact import save_artifact
+from compress.config.model import ModelConfig
+from compress.infra.atomic import write_json_atomic
 from compress.infra.cache import cached_entry
-from compress.infra.records import write_json_atomic
 from compress.models import sources
-from compress.schema import ModelConfig
 from compress.storage.artifact import FORMAT_VERSION, TOKENIZER_DIR
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from compress.schema import LoadMethod
+from compress.config.bench import LoadMethod
 
 _START = time.perf_counter()
 

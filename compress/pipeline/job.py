@@ -15,7 +15,6 @@ import shutil
 import time
 import traceback
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -23,39 +22,21 @@ from omegaconf import DictConfig, OmegaConf
 
 from compress.backends import compress_on
 from compress.backends.registry import CompressedModel
-from compress.infra.context import CompressionContext
+from compress.config.job import Config
+from compress.config.prune import NoPruningConfig
+from compress.infra.atomic import write_json_atomic
 from compress.infra.environment import default_threads, git_revision, hardware, library_versions
 from compress.infra.placement import own_cores
 from compress.infra.quiet import quiet_libraries
-from compress.infra.records import RECORD_NAME, SCHEMA_VERSION, write_json_atomic
 from compress.measure.size import size_stats
-from compress.pipeline.baseline import Baseline, ensure_baseline
 from compress.pipeline.coldload import measure_cold_load
 from compress.pipeline.outcomes import paired_outcomes
-from compress.pipeline.pruned import load_or_prune
-from compress.schema import Config, NoPruningConfig, QualityMetric
+from compress.pipeline.prepare import Prepared, prepare
+from compress.record import RECORD_NAME, Compression, JobRecord, Side, factor_levels, ratios
 from compress.storage.artifact import TOKENIZER_DIR, disk_bytes
-from compress.tasks import build_task
-from compress.tasks.base import Task, quality_metrics
+from compress.tasks.base import quality_metrics
 
 log = logging.getLogger(__name__)
-
-FACTORS = (
-    "model", "task", "prune_method", "prune", "schedule", "recovery", "quant", "backend",
-    "batch_size", "decoding",
-)  # fmt: skip
-# Factors that live deeper in the config than their name says.
-_FACTOR_KEYS = {"decoding": "task.decoding"}
-
-
-def factor_levels(cfg: DictConfig) -> dict:
-    """The design point of this job, by factor name (group options by their ``name``;
-    a factor the job's task does not have is ``None``)."""
-    levels = {}
-    for factor in FACTORS:
-        node = OmegaConf.select(cfg, _FACTOR_KEYS.get(factor, factor))
-        levels[factor] = node.get("name") if isinstance(node, DictConfig) else node
-    return levels
 
 
 def _hydra_overrides() -> list[str]:
@@ -68,43 +49,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _ratio(new: float | None, old: float | None) -> float | None:
-    return new / old if new is not None and old else None
-
-
-def _ratios(baseline: dict, compressed: dict, metrics: tuple[QualityMetric, ...]) -> dict:
-    ratios = {
-        "disk_bytes": _ratio(compressed["size"]["disk_bytes"], baseline["size"]["disk_bytes"]),
-        "weight_bytes": _ratio(
-            compressed["size"]["weight_bytes"], baseline["size"]["weight_bytes"]
-        ),
-        "nonzero_params": _ratio(
-            compressed["size"]["nonzero_params"], baseline["size"]["nonzero_params"]
-        ),
-        "latency_p50": _ratio(compressed["speed"]["p50_ms"], baseline["speed"]["p50_ms"]),
-        "latency_mean": _ratio(compressed["speed"]["mean_ms"], baseline["speed"]["mean_ms"]),
-        "throughput": _ratio(
-            compressed["speed"]["throughput_sps"], baseline["speed"]["throughput_sps"]
-        ),
-    }
-    for key in ("load_s", "peak_rss_bytes"):
-        old, new = baseline["speed"].get("cold_load", {}), compressed["speed"].get("cold_load", {})
-        ratios[f"cold_{key}"] = _ratio(new.get(key), old.get(key))
-    for metric in metrics:
-        if baseline["quality"].get(metric.name) is not None:
-            ratios[metric.ratio_key] = metric.compare(
-                compressed["quality"].get(metric.name), baseline["quality"][metric.name]
-            )
-    return ratios
-
-
 def _notes(
-    config: Config, compression: dict, baseline: Baseline, load_average: float, threads: int
+    config: Config, compression: Compression, training: dict, load_average: float, threads: int
 ) -> list[str]:
-    prune, quant, artifact = (compression[k] for k in ("prune", "quant", "artifact"))
-    notes = list(prune["notes"]) + list(quant["notes"])
-    if baseline.info["training"].get("weights_note"):
-        notes.append(baseline.info["training"]["weights_note"])
+    prune, artifact = compression.prune, compression.artifact
+    notes = list(prune["notes"]) + list(compression.quant["notes"])
+    if training.get("weights_note"):
+        notes.append(training["weights_note"])
     if getattr(config.task, "decoding", None) == "speculative":
         notes.append(
             "decoding=speculative: the compressed speed is the baseline verifying the "
@@ -136,50 +87,42 @@ def _environment(threads: int) -> dict:
     }
 
 
-def _compress(
-    config: Config, baseline: Baseline, teacher: torch.nn.Module, task: Task, tokenizer,
-    artifact_dir: Path,
-) -> tuple[CompressedModel, dict]:  # fmt: skip
+def _compress(prepared: Prepared, artifact_dir: Path) -> tuple[CompressedModel, Compression]:
     """Prune (and recover), then quantize for the backend, then save: the order every recipe
     follows."""
+    config = prepared.config
     start = time.perf_counter()
-    context = CompressionContext(
-        calibration=partial(task.calibration_batches, tokenizer),
-        cache_dir=Path(config.paths.cache_dir).expanduser(),
-    )
-    model, prune_report, training = load_or_prune(
-        config, baseline, teacher, partial(task.train_batches, tokenizer), context,
-        Path(config.paths.cache_dir).expanduser(),
-    )  # fmt: skip
-    compressed = compress_on(config.backend, model, config.quant, context, artifact_dir)
-    seconds = time.perf_counter() - start
+    model, prune_report, training = prepared.pruned_model()
+    compressed = compress_on(config.backend, model, config.quant, prepared.context, artifact_dir)
     artifact = {
         key: len(value) if isinstance(value, list | dict) else value
         for key, value in compressed.artifact.items()
     }
-    report = {"prune": prune_report, "recovery": training, "quant": compressed.quant.to_dict(),
-              "artifact": artifact, "seconds": seconds}  # fmt: skip
+    report = Compression(prune_report, training, compressed.quant.to_dict(), artifact,
+                         time.perf_counter() - start)  # fmt: skip
     return compressed, report
 
 
-def _measure(config: Config, task: Task, models: dict, tokenizer, threads: int) -> dict[str, dict]:
-    """Speed of each ``(model, folder, size)``; timed with the models interleaved."""
-    bench = config.bench
+def _measure(prepared: Prepared, models: dict, threads: int) -> dict[str, Side]:
+    """Size and speed of each ``(model, folder, size)``; timed with the models interleaved."""
+    config = prepared.config
     runners = {name: model for name, (model, _, _) in models.items()}
-    speeds = task.measure_speed(runners, tokenizer, config.batch_size, bench)
+    speeds = prepared.task.measure_speed(
+        runners, prepared.tokenizer, config.batch_size, config.bench
+    )
     measured = {}
     for name, (_, folder, size) in models.items():
         speed = speeds[name]
-        if bench.cold_load:
+        if config.bench.cold_load:
             speed["cold_load"] = measure_cold_load(
-                folder, config.batch_size, bench.seq_len, threads
+                folder, config.batch_size, config.bench.seq_len, threads
             )
-        measured[name] = {"size": {**size, "disk_bytes": disk_bytes(folder)}, "speed": speed}
+        measured[name] = Side({**size, "disk_bytes": disk_bytes(folder)}, speed)
     return measured
 
 
-def _set_up_process(config: Config) -> tuple[int, Path]:
-    """Threads, seed and quiet logs for this job; returns the thread count and the cache."""
+def _set_up_process(config: Config) -> int:
+    """Threads, seed and quiet logs for this job; returns the thread count."""
     quiet_libraries()
     threads = config.threads or default_threads()
     torch.set_num_threads(threads)
@@ -188,46 +131,42 @@ def _set_up_process(config: Config) -> tuple[int, Path]:
     # one job (or its cold-load process) is loaded, not compiled, by the next.
     cache = Path(config.paths.cache_dir).expanduser()
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache / "inductor"))
-    return threads, cache
+    return threads
 
 
-def _compress_and_measure(config: Config, output_dir: Path) -> dict:
+def _compress_and_measure(config: Config, record: JobRecord, output_dir: Path) -> None:
+    """Fill ``record``'s measurement sections; ``timing.overhead_s`` is what preparing took
+    (the baseline trained or loaded)."""
     started = time.perf_counter()
-    threads, cache = _set_up_process(config)
-    environment = _environment(threads)
-    task = build_task(config.task)
-    baseline = ensure_baseline(config.model, task, cache)
-    task.adopt_baseline(baseline.info["training"])
-    tokenizer = baseline.load_tokenizer()
-    reference = baseline.load_model()
-    overhead_s = time.perf_counter() - started
+    threads = _set_up_process(config)
+    record.environment = _environment(threads)
+    prepared = prepare(config)
+    record.timing["overhead_s"] = time.perf_counter() - started
 
     artifact_dir = output_dir / "artifact"
-    compressed, compression = _compress(config, baseline, reference, task, tokenizer, artifact_dir)
-    tokenizer.save_pretrained(str(artifact_dir / TOKENIZER_DIR))
-    reference_outputs = baseline.info["outputs"]
-    quality, outputs = task.evaluate(compressed.model, tokenizer, reference=reference_outputs)
+    compressed, record.compression = _compress(prepared, artifact_dir)
+    prepared.tokenizer.save_pretrained(str(artifact_dir / TOKENIZER_DIR))
+    info = prepared.baseline.info
+    quality, outputs = prepared.task.evaluate(
+        compressed.model, prepared.tokenizer, reference=info["outputs"]
+    )
+    reference = prepared.reference
     models = {
-        "baseline": (reference, baseline.model_dir, size_stats(reference)),
+        "baseline": (reference, prepared.baseline.model_dir, size_stats(reference)),
         "compressed": (compressed.model, artifact_dir, compressed.size),
     }
-    measured = _measure(config, task, models, tokenizer, threads)
-    measured["baseline"]["quality"] = baseline.info["quality"]
-    measured["baseline"]["training"] = baseline.info["training"]
-    measured["compressed"]["quality"] = quality
+    measured = _measure(prepared, models, threads)
+    record.baseline, record.compressed = measured["baseline"], measured["compressed"]
+    record.baseline.quality, record.baseline.training = info["quality"], info["training"]
+    record.compressed.quality = quality
     if not config.keep_artifact:
         shutil.rmtree(artifact_dir)
-    ratios = _ratios(measured["baseline"], measured["compressed"], quality_metrics(task))
-    ratios |= paired_outcomes(task, outputs, reference_outputs, measured, output_dir, config.seed)
-    load_average = environment["hardware"]["load_average_1m"]
-    return {
-        "environment": environment,
-        "compression": compression,
-        **measured,
-        "ratios": ratios,
-        "notes": _notes(config, compression, baseline, load_average, threads),
-        "timing": {"overhead_s": overhead_s},
-    }
+    record.ratios = ratios(record.baseline, record.compressed, quality_metrics(prepared.task))
+    record.ratios |= paired_outcomes(
+        prepared.task, outputs, info["outputs"], measured, output_dir, config.seed
+    )
+    load_average = record.environment["hardware"]["load_average_1m"]
+    record.notes = _notes(config, record.compression, info["training"], load_average, threads)
 
 
 def _finished_record(output_dir: Path, resolved: dict) -> dict | None:
@@ -252,30 +191,20 @@ def run_job(cfg: DictConfig) -> dict:
         log.info("skipping: %s already holds an ok record of this job", output_dir)
         return finished
     start = time.perf_counter()
-    record: dict = {
-        "schema_version": SCHEMA_VERSION,
-        "status": "failed",
-        "error": None,
-        "factors": factor_levels(cfg),
-        "overrides": _hydra_overrides(),
-        "config": resolved,
-        "started_at": _now(),
-    }
+    record = JobRecord(factor_levels(cfg), _hydra_overrides(), resolved, _now())
     try:
         config: Config = OmegaConf.to_object(cfg)
         with own_cores() as placement:  # parallel launchers: pin this job to its own cores
-            record["placement"] = placement
-            results = _compress_and_measure(config, output_dir)
-        timing = results.pop("timing")
-        record.update(results, status="ok")
+            record.placement = placement
+            _compress_and_measure(config, record, output_dir)
+        record.status = "ok"
     except Exception as error:
-        record["error"] = f"{type(error).__name__}: {error}"
-        record["traceback"] = traceback.format_exc()
-        log.error("job failed: %s", record["error"])
-        timing = {}
+        record.error = f"{type(error).__name__}: {error}"
+        record.traceback = traceback.format_exc()
+        log.error("job failed: %s", record.error)
         raise
     finally:
-        record["finished_at"] = _now()
-        record["timing"] = {**timing, "wall_s": time.perf_counter() - start}
-        write_json_atomic(output_dir / RECORD_NAME, record)
-    return record
+        record.finished_at = _now()
+        record.timing["wall_s"] = time.perf_counter() - start
+        write_json_atomic(output_dir / RECORD_NAME, record.to_dict())
+    return record.to_dict()

@@ -16,12 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from compress.infra.records import write_table_atomic
+from compress.infra.atomic import write_table_atomic
+from compress.record import ITEMS, ROUNDS, Side
 from compress.stats.paired import paired_ratio_bootstrap
 from compress.tasks.base import Task
-
-ITEMS = "items.parquet"
-ROUNDS = "rounds.parquet"
 
 
 def timing_rounds(baseline_speed: dict, compressed_speed: dict) -> pd.DataFrame | None:
@@ -50,11 +48,11 @@ def timing_intervals(rounds: pd.DataFrame, seed: int) -> dict[str, dict]:
 
 
 def paired_outcomes(
-    task: Task, outputs: dict, reference: dict, measured: dict, folder: Path, seed: int
+    task: Task, outputs: dict, reference: dict, measured: dict[str, Side], folder: Path, seed: int
 ) -> dict:
     """Write the item and round tables into ``folder``; returns ``intervals`` and ``tests``."""
     items = task.item_outcomes(outputs, reference)
-    rounds = timing_rounds(measured["baseline"]["speed"], measured["compressed"]["speed"])
+    rounds = timing_rounds(measured["baseline"].speed, measured["compressed"].speed)
     write_table_atomic(folder / ITEMS, items)
     intervals, tests = task.paired_quality(items)
     if rounds is not None:

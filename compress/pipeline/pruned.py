@@ -21,13 +21,15 @@ from torch import nn
 
 from compress.backends import load_artifact
 from compress.backends.torch.artifact import save_artifact
+from compress.config.job import Config
+from compress.config.quant import Int8QATConfig
+from compress.config.training import NoRecoveryConfig
+from compress.infra.atomic import write_json_atomic
 from compress.infra.cache import cached_entry
 from compress.infra.context import CompressionContext
-from compress.infra.records import write_json_atomic
 from compress.pipeline.baseline import Baseline
 from compress.quantization.qat import remove_fake_quantization
 from compress.recovery.recipe import prune_and_recover
-from compress.schema import Config, Int8QATConfig, NoRecoveryConfig
 
 
 def pruned_model_key(config: Config, baseline: Baseline) -> str:

@@ -32,8 +32,8 @@ import pandas as pd
 from torch import nn
 
 from compress.backends.torch.quantize import quantize_
+from compress.config.quant import QuantConfig
 from compress.infra.context import CompressionContext
-from compress.schema import QuantConfig
 
 GROUPINGS = ("linear", "type", "block")
 _BLOCK_INDEX = re.compile(r"\.(\d+)\.")
@@ -110,29 +110,23 @@ def _scan(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
     """Compose the job, prune as it would, and scan its quantization level."""
     from omegaconf import OmegaConf
 
-    from compress.pipeline.baseline import ensure_baseline
-    from compress.pipeline.defaults import compose_config
-    from compress.pipeline.preflight import config_problems, refuse
-    from compress.pipeline.pruned import load_or_prune
-    from compress.tasks import build_task
+    from compress.config.refusal import refuse
+    from compress.pipeline.preflight import config_problems
+    from compress.pipeline.prepare import compose_config, prepare
 
     composed = compose_config(args.overrides)
-    problems = config_problems(composed)
+    problems = config_problems(composed) or _backend_problems(composed)
     if problems:
         refuse(problems)
-    config = OmegaConf.to_object(composed)
-    task = build_task(config.task)
-    cache = Path(config.paths.cache_dir).expanduser()
-    baseline = ensure_baseline(config.model, task, cache)
-    tokenizer, teacher = baseline.load_tokenizer(), baseline.load_model()
-    context = CompressionContext(calibration=partial(task.calibration_batches, tokenizer))
-    model, _, _ = load_or_prune(
-        config, baseline, teacher, partial(task.train_batches, tokenizer), context, cache
-    )
+    prepared = prepare(OmegaConf.to_object(composed))
+    config, task = prepared.config, prepared.task
+    model, _, _ = prepared.pruned_model()
     metric = type(config.task).QUALITY_METRICS[0]
-    score = partial(_task_score, task, tokenizer, metric.name)
+    score = partial(_task_score, task, prepared.tokenizer, metric.name)
     groups = linear_groups(model, args.group_by)
-    table = sensitivity(model, config.quant, groups, score, context, metric.higher_is_better)
+    table = sensitivity(
+        model, config.quant, groups, score, prepared.context, metric.higher_is_better
+    )
     header = (
         f"quant={config.quant.name} one group ({args.group_by}) at a time on "
         f"model={config.model.name} prune={config.prune} prune_method="
@@ -143,14 +137,25 @@ def _scan(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
     return table, header
 
 
+def _backend_problems(composed) -> list[str]:
+    """The scan keeps modules float with ``quant.skip``, which only the torch backend's levels
+    honour: any other ``backend=`` is refused rather than silently scanned on torch."""
+    if composed.backend.name == "torch":
+        return []
+    return [
+        f"backend={composed.backend.name}: the sensitivity scan quantizes one group at a time "
+        "with quant.skip, which only the torch backend honours, accepted: backend=torch"
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--group-by", choices=GROUPINGS, default="linear")
     parser.add_argument("--out", type=Path, default=Path("sensitivity"))
     parser.add_argument("overrides", nargs="*", help="job overrides, e.g. model=smollm2")
     args = parser.parse_args(argv)
+    from compress.config.refusal import one_line_errors
     from compress.infra.quiet import quiet_libraries
-    from compress.pipeline.preflight import one_line_errors
 
     quiet_libraries()
     with one_line_errors():  # a refused config or a failed scan: one line, as compress.main

@@ -13,7 +13,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from compress.pipeline.preflight import config_problems, refuse, sweep_problems
+from compress.config.refusal import refuse
+from compress.pipeline.preflight import config_problems, sweep_problems
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 

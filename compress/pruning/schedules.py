@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from compress.config.prune import IterativeScheduleConfig, OneShotScheduleConfig
 from compress.infra.registry import Registry
-from compress.schema import IterativeScheduleConfig, OneShotScheduleConfig
 
 # The cumulative pruned fraction reached after a share ``f`` of the steps, as a share of the
 # target.

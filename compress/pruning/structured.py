@@ -8,6 +8,15 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from compress.config.prune import (
+    DroppedBlocks,
+    HeadAndNeuronPruningConfig,
+    HeadImportance,
+    HeadPruningConfig,
+    LayerPruningConfig,
+    NeuronPruningConfig,
+)
+from compress.config.rules import units_to_remove
 from compress.infra.context import CompressionContext
 from compress.models.layers import block_linears, transformer_blocks
 from compress.pruning.base import (
@@ -25,15 +34,6 @@ from compress.pruning.surgery import (
     keep_neurons,
     kv_head_count,
     layout_of,
-)
-from compress.schema import (
-    DroppedBlocks,
-    HeadAndNeuronPruningConfig,
-    HeadImportance,
-    HeadPruningConfig,
-    LayerPruningConfig,
-    NeuronPruningConfig,
-    units_to_remove,
 )
 
 

@@ -6,15 +6,15 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from compress.infra.context import CompressionContext
-from compress.models.layers import block_linears, linears_in_scope
-from compress.pruning.base import PruneReport, parameter_count, prune_model, zeros_in
-from compress.schema import (
+from compress.config.prune import (
     MagnitudePruningConfig,
     NoPruningConfig,
     RandomPruningConfig,
     SemiStructuredPruningConfig,
 )
+from compress.infra.context import CompressionContext
+from compress.models.layers import block_linears, linears_in_scope
+from compress.pruning.base import PruneReport, parameter_count, prune_model, zeros_in
 
 
 @prune_model.register(NoPruningConfig)

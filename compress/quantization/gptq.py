@@ -24,6 +24,7 @@ from functools import partial
 import torch
 from torch import nn
 
+from compress.config.quant import Int4GPTQConfig
 from compress.models.layers import transformer_blocks
 from compress.quantization.calibration import (
     Batch,
@@ -33,7 +34,6 @@ from compress.quantization.calibration import (
     watching_inputs,
 )
 from compress.quantization.grid import int4_dequantize, int4_params, int4_round, int4_value
-from compress.schema import Int4GPTQConfig
 
 Int4 = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # levels, scales, zeros
 _BLOCK = 128  # columns whose updates to the rest are applied at once

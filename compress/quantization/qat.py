@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from compress.config.quant import Int8QATConfig, QuantConfig
 from compress.infra.registry import Registry
-from compress.schema import Int8QATConfig, QuantConfig
 
 
 class _FakeQuantWeight(nn.Module):

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compress.config.training import DistillRecoveryConfig, FinetuneRecoveryConfig
 from compress.infra.context import model_inputs
 from compress.infra.registry import Registry
 from compress.recovery.training import Batch, LossFn, model_loss
-from compress.schema import DistillRecoveryConfig, FinetuneRecoveryConfig
 
 
 def distillation_loss(

@@ -14,13 +14,14 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from compress.config.job import Config
+from compress.config.training import FinetuneRecoveryConfig, NoRecoveryConfig
 from compress.infra.context import CompressionContext
 from compress.pruning import PruneReport, prune_model
 from compress.pruning.schedules import schedule_amounts
 from compress.quantization.qat import prepare_for_training
 from compress.recovery.losses import recovery_loss
 from compress.recovery.training import LossFn, train_steps
-from compress.schema import Config, FinetuneRecoveryConfig, NoRecoveryConfig
 
 
 def _stored_weight(module: nn.Linear) -> torch.Tensor:

@@ -11,7 +11,7 @@ from torch import nn
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from compress.schema import OptimizerConfig
+from compress.config.training import OptimizerConfig
 
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from compress.config.bench import BenchConfig
+from compress.config.task import TaskConfig
 from compress.infra.registry import Registry
-from compress.schema import BenchConfig, QualityMetric, TaskConfig
+from compress.record import QualityMetric
 
 if TYPE_CHECKING:
     import pandas as pd

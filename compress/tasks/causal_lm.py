@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from compress.config.bench import BenchConfig
+from compress.config.task import CausalLMTaskConfig, Decoding
 from compress.data.tables import data_identity
 from compress.measure.decoding import (
     DraftCounter,
@@ -23,7 +25,6 @@ from compress.measure.decoding import (
     timed_generate,
 )
 from compress.models.sources import source_note
-from compress.schema import BenchConfig, CausalLMTaskConfig, Decoding
 from compress.tasks.base import Bench, Runners, Speeds
 
 Inputs = dict[str, torch.Tensor]

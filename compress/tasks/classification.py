@@ -20,13 +20,14 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from compress.config.bench import LengthMode
+from compress.config.task import ClassificationTaskConfig
 from compress.data.heads import HeadChoice, choose_head
 from compress.data.labelled import LabelledData, SplitSizes, TextSplit, class_order, labelled_data
 from compress.data.tables import data_identity, load_data
 from compress.measure.latency import interleaved_latency
 from compress.measure.quality import classification_quality
 from compress.recovery.training import train_steps
-from compress.schema import ClassificationTaskConfig, LengthMode
 from compress.stats.paired import mcnemar_exact, paired_bootstrap
 from compress.tasks.base import Bench, Runners, Speeds, build_task
 

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from compress.config.task import GenerationTaskConfig
 from compress.data.texts import prompts_with_references
 from compress.measure.text_quality import fidelity, sentence_scores, text_quality
-from compress.schema import GenerationTaskConfig
 from compress.stats.paired import paired_bootstrap
 from compress.tasks.base import build_task
 from compress.tasks.causal_lm import CausalLMTask

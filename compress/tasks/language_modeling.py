@@ -12,9 +12,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from compress.config.task import LanguageModelingTaskConfig
 from compress.data.texts import LMText, lm_text
 from compress.measure.perplexity import perplexity
-from compress.schema import LanguageModelingTaskConfig
 from compress.stats.paired import Interval, paired_bootstrap_weighted
 from compress.tasks.base import build_task
 from compress.tasks.causal_lm import CausalLMTask, token_ids

@@ -23,8 +23,9 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from compress.infra.records import write_json_atomic
-from compress.pipeline.preflight import refuse, sweep_problems
+from compress.config.refusal import refuse
+from compress.infra.atomic import write_json_atomic
+from compress.pipeline.preflight import sweep_problems
 from hydra_plugins.doe_sweeper._design import (
     Design,
     DesignError,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from compress.infra.records import write_json_atomic
+from compress.infra.atomic import write_json_atomic
 from compress.stats.paired import mcnemar_exact, paired_bootstrap, paired_ratio_bootstrap
 
 BASE_CONFIG = {

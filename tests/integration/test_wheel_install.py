@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from compress.schema import CONF_DIR
+from compress.config.store import CONF_DIR
+
+# Builds a wheel and a virtual environment (a minute): the slow tier.
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
@@ -56,7 +59,7 @@ def test_every_option_composes_from_another_folder(installed_python, tmp_path, g
     script = (
         "import sys\n"
         "from hydra import compose, initialize_config_dir\n"
-        "from compress.schema import CONF_DIR, register_configs\n"
+        "from compress.config.store import CONF_DIR, register_configs\n"
         "assert 'site-packages' in str(CONF_DIR), CONF_DIR\n"
         "register_configs()\n"
         "with initialize_config_dir(str(CONF_DIR), version_base='1.3'):\n"

@@ -21,9 +21,10 @@ from compress.backends.registry import (
     compress_on,
     register_artifact_format,
 )
+from compress.config.backend import TorchCompiledBackendConfig
+from compress.config.quant import QuantConfig
 from compress.infra.cache import cached_entry
 from compress.infra.context import CompressionContext
-from compress.schema import QuantConfig, TorchCompiledBackendConfig
 from compress.storage.artifact import write_manifest
 
 PACKAGE = "model.pt2"

@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 from compress.backends.compiled.export import Inputs, Logits, export_program
+from compress.config.quant import BFloat16Config, Float32Config, Int8DynamicConfig, Int8StaticConfig
 from compress.infra.context import CompressionContext
 from compress.infra.environment import cpu_flags
 from compress.infra.registry import Registry
 from compress.quantization.calibration import run_batches
 from compress.quantization.report import QuantReport
-from compress.schema import BFloat16Config, Float32Config, Int8DynamicConfig, Int8StaticConfig
 
 capture = Registry("compiled quantization level")
 Captured = tuple[torch.export.ExportedProgram, QuantReport]

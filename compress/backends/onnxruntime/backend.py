@@ -19,8 +19,9 @@ from compress.backends.registry import (
     compress_on,
     register_artifact_format,
 )
+from compress.config.backend import OnnxRuntimeBackendConfig
+from compress.config.quant import QuantConfig
 from compress.infra.context import CompressionContext
-from compress.schema import OnnxRuntimeBackendConfig, QuantConfig
 from compress.storage.artifact import write_manifest
 
 ONNX_FILE = "model.onnx"

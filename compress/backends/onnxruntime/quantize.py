@@ -8,15 +8,15 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from compress.infra.context import Batch, CompressionContext
-from compress.infra.registry import Registry
-from compress.quantization.report import QuantReport
-from compress.schema import (
+from compress.config.quant import (
     Float32Config,
     Int4WeightOnlyConfig,
     Int8DynamicConfig,
     Int8StaticConfig,
 )
+from compress.infra.context import Batch, CompressionContext
+from compress.infra.registry import Registry
+from compress.quantization.report import QuantReport
 
 ort_quantize = Registry("ONNX Runtime quantization level")
 

@@ -14,9 +14,10 @@ from compress.backends.registry import (
 )
 from compress.backends.torch.artifact import load_torch_artifact, save_artifact
 from compress.backends.torch.quantize import quantize_
+from compress.config.backend import TorchBackendConfig
+from compress.config.quant import QuantConfig
 from compress.infra.context import CompressionContext
 from compress.measure.size import size_stats
-from compress.schema import QuantConfig, TorchBackendConfig
 from compress.storage.artifact import architecture_class
 
 

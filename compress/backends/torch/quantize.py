@@ -1,7 +1,7 @@
 """Quantization levels on the torch backend: ``quantize_(config, model, context)`` changes
 the model in place.
 
-One registered handler per config dataclass of :mod:`compress.schema`; each returns a
+One registered handler per level dataclass of :mod:`compress.config.quant`; each returns a
 :class:`QuantReport` saying what was converted and any caveat a reader of the record must
 know (such as a dtype this CPU has no arithmetic units for).
 """
@@ -26,17 +26,7 @@ from compress.backends.torch.modules import (
     StaticInt8Linear,
     TiedEmbedding,
 )
-from compress.infra.context import CompressionContext
-from compress.infra.environment import cpu_flags
-from compress.infra.registry import Registry
-from compress.quantization.calibration import run_batches
-from compress.quantization.gptq import gptq_model
-from compress.quantization.grid import int4_rtn, int8_per_channel, pack_nibbles
-from compress.quantization.qat import remove_fake_quantization
-from compress.quantization.report import QuantReport
-from compress.quantization.selection import check_patterns, is_skipped, select, skip_note
-from compress.quantization.smoothquant import smooth
-from compress.schema import (
+from compress.config.quant import (
     BFloat16Config,
     Float16Config,
     Float32Config,
@@ -49,6 +39,16 @@ from compress.schema import (
     Int8WeightOnlyConfig,
     QuantConfig,
 )
+from compress.infra.context import CompressionContext
+from compress.infra.environment import cpu_flags
+from compress.infra.registry import Registry
+from compress.quantization.calibration import run_batches
+from compress.quantization.gptq import gptq_model
+from compress.quantization.grid import int4_rtn, int8_per_channel, pack_nibbles
+from compress.quantization.qat import remove_fake_quantization
+from compress.quantization.report import QuantReport
+from compress.quantization.selection import check_patterns, is_skipped, select, skip_note
+from compress.quantization.smoothquant import smooth
 
 quantize_ = Registry("quantization level")
 

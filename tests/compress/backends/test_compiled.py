@@ -1,0 +1,113 @@
+"""The compiled backend on a tiny BERT: every level agrees with the eager float model, a
+recipe compiles once per sweep, and a model that cannot be captured whole is refused."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from compress.backends import compress_on, load_artifact
+from compress.backends.compiled.export import CaptureError, export_program
+from compress.config.backend import TorchCompiledBackendConfig
+from compress.config.quant import BFloat16Config, Float32Config, Int8DynamicConfig, Int8StaticConfig
+from compress.infra.context import CompressionContext
+from compress.pipeline.job import run_job
+from tests.conftest import TINY_JOB, tiny_bert
+
+pytestmark = pytest.mark.slow  # every level compiles a shared library (~20 s each)
+
+
+def _snr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
+    return float(10 * torch.log10(reference.pow(2).sum() / (reference - other).pow(2).sum()))
+
+
+@pytest.fixture(scope="module")
+def batches() -> list[dict[str, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(2)
+    ids = torch.randint(0, 30522, (4, 16, 12), generator=generator)
+    return [{"input_ids": i, "token_type_ids": torch.zeros_like(i),
+             "attention_mask": torch.ones_like(i)} for i in ids]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("quant", "bound_db"),
+    [(Float32Config(), 60), (BFloat16Config(), 25), (Int8DynamicConfig(), 25),
+     (Int8StaticConfig(calibration_batches=3), 15)],
+    ids=["fp32", "bf16", "int8", "int8_static"],
+)  # fmt: skip
+def test_each_level_agrees_with_the_eager_float_model(tmp_path, batches, quant, bound_db):
+    model = tiny_bert(seed=5)
+    context = CompressionContext(calibration=lambda n: batches[:n], cache_dir=tmp_path / "cache")
+    compressed = compress_on(TorchCompiledBackendConfig(), model, quant, context, tmp_path / "a")
+    probe = {k: v[:, :9] for k, v in batches[-1].items()}  # another length than the capture
+    with torch.no_grad():
+        reference = tiny_bert(seed=5)(**probe).logits
+    assert _snr_db(reference, compressed.model(**probe).logits.float()) > bound_db
+    reloaded = load_artifact(tmp_path / "a")
+    torch.testing.assert_close(reloaded(**probe).logits, compressed.model(**probe).logits)
+
+
+def test_a_recipe_compiles_once_per_sweep(compose_config, tiny_pretrained_dir):
+    overrides = [f"model.name_or_path={tiny_pretrained_dir}", *TINY_JOB, "quant=int8",
+                 "backend=torch_compiled", "bench.cold_load=false",
+                 "prune_method=heads_neurons"]  # fmt: skip
+    first = run_job(compose_config([*overrides, "batch_size=2"]))
+    second_cfg = compose_config([*overrides, "batch_size=4"])
+    second_cfg.paths.output_dir += "-b4"
+    second = run_job(second_cfg)
+    assert first["compression"]["artifact"]["compile_cached"] is False
+    assert first["compression"]["artifact"]["compile_s"] > 0
+    assert second["compression"]["artifact"]["compile_cached"] is True
+    assert second["compression"]["artifact"]["compile_s"] == 0
+    assert (
+        second["compressed"]["quality"]["agreement"] == first["compressed"]["quality"]["agreement"]
+    )
+
+
+class _DataDependent(nn.Module):
+    """Branches on a tensor's value: one graph cannot hold both paths."""
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if input_ids.float().mean() > 100:
+            return input_ids.float() * 2
+        return input_ids.float()
+
+
+def test_a_graph_break_is_reported_not_run_around():
+    with pytest.raises(CaptureError, match="cannot capture _DataDependent as one graph"):
+        export_program(_DataDependent(), {"input_ids": torch.ones(2, 4, dtype=torch.long)}, 8)
+
+
+def test_structured_pruning_then_compiled_int8(tmp_path: Path, batches):
+    from compress.config.prune import HeadAndNeuronPruningConfig
+    from compress.pruning import prune_model
+
+    model = tiny_bert(seed=6)
+    prune_model(HeadAndNeuronPruningConfig(name="heads_neurons"), model, 0.5, CompressionContext())
+    context = CompressionContext(calibration=lambda n: batches[:n])
+    compressed = compress_on(TorchCompiledBackendConfig(), model, Int8DynamicConfig(), context,
+                             tmp_path / "pruned")  # fmt: skip
+    with torch.no_grad():
+        reference = model(**batches[0]).logits
+    assert _snr_db(reference, compressed.model(**batches[0]).logits) > 25
+
+
+@pytest.mark.parametrize(
+    ("quant", "kernel"),
+    [(Float32Config(), "mkldnn._linear_pointwise"), (Int8DynamicConfig(), "qlinear_pointwise")],
+    ids=["fp32", "int8"],
+)
+def test_weights_are_frozen_into_onednn_kernels(tmp_path: Path, batches, quant, kernel):
+    """Inductor fuses int8 patterns (and prepacks float32 weights) only when it freezes the
+    weights, which it does only for a graph compiled without autograd: otherwise int8 runs as
+    dequantize + float32 linear, slower than float32 itself."""
+    context = CompressionContext(calibration=lambda n: batches[:n])
+    compress_on(TorchCompiledBackendConfig(), tiny_bert(seed=7), quant, context, tmp_path)
+    with zipfile.ZipFile(tmp_path / "model.pt2") as package:
+        sources = [package.read(n).decode(errors="ignore") for n in package.namelist()
+                   if n.endswith(".cpp")]  # fmt: skip
+    assert any(kernel in source for source in sources)

