@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
+from compress.config.errors import ConfigError
 from compress.infra.cache import cached_entry, entry_problem
-from compress.schema import ConfigError
 
 # Written next to weights converted from another format: how they were converted.
 SOURCE_NOTE = "compress_source.json"
