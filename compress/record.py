@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,11 @@ FACTOR_KEYS = {
 FACTORS = tuple(FACTOR_KEYS)
 # The two sides every ok record measures.
 SIDES = ("baseline", "compressed")
+
+
+def timestamp() -> str:
+    """Now, as the record's ``started_at`` / ``finished_at`` write it (UTC, seconds)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class RecordError(ValueError):

@@ -77,6 +77,11 @@ def compose_config(tmp_path: Path) -> Callable[..., DictConfig]:
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / "job")
             cfg.paths.cache_dir = str(tmp_path / "cache")
+            # In-process: tests that call run_job directly look inside the job; the isolated
+            # path has tests of its own (tests/compress/pipeline/test_isolation.py), and the
+            # command-line sweeps run isolated, as users do.
+            if "job.isolate" not in " ".join(overrides):
+                cfg.job.isolate = False
         return cfg
 
     return _compose

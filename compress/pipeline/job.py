@@ -14,7 +14,6 @@ import os
 import shutil
 import time
 import traceback
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -30,9 +29,18 @@ from compress.infra.placement import own_cores
 from compress.infra.quiet import quiet_libraries
 from compress.measure.size import size_stats
 from compress.pipeline.coldload import measure_cold_load
+from compress.pipeline.isolation import run_isolated
 from compress.pipeline.outcomes import paired_outcomes
 from compress.pipeline.prepare import Prepared, prepare
-from compress.record import RECORD_NAME, Compression, JobRecord, Side, factor_levels, ratios
+from compress.record import (
+    RECORD_NAME,
+    Compression,
+    JobRecord,
+    Side,
+    factor_levels,
+    ratios,
+    timestamp,
+)
 from compress.storage.artifact import TOKENIZER_DIR, disk_bytes
 from compress.tasks.base import quality_metrics
 
@@ -43,10 +51,6 @@ def _hydra_overrides() -> list[str]:
     from hydra.core.hydra_config import HydraConfig
 
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _notes(
@@ -182,21 +186,12 @@ def _finished_record(output_dir: Path, resolved: dict) -> dict | None:
     return None
 
 
-def run_job(cfg: DictConfig) -> dict:
-    """Run one design point and write its record into ``cfg.paths.output_dir``."""
-    output_dir = Path(cfg.paths.output_dir)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    finished = _finished_record(output_dir, resolved)
-    if finished is not None:
-        log.info("skipping: %s already holds an ok record of this job", output_dir)
-        return finished
+def execute(cfg: DictConfig, record: JobRecord, output_dir: Path) -> dict:
+    """Run the job here, in this process, and write ``record`` whatever happens."""
     start = time.perf_counter()
-    record = JobRecord(factor_levels(cfg), _hydra_overrides(), resolved, _now())
     try:
         config: Config = OmegaConf.to_object(cfg)
-        with own_cores() as placement:  # parallel launchers: pin this job to its own cores
-            record.placement = placement
-            _compress_and_measure(config, record, output_dir)
+        _compress_and_measure(config, record, output_dir)
         record.status = "ok"
     except Exception as error:
         record.error = f"{type(error).__name__}: {error}"
@@ -204,7 +199,24 @@ def run_job(cfg: DictConfig) -> dict:
         log.error("job failed: %s", record.error)
         raise
     finally:
-        record.finished_at = _now()
+        record.finished_at = timestamp()
         record.timing["wall_s"] = time.perf_counter() - start
         write_json_atomic(output_dir / RECORD_NAME, record.to_dict())
     return record.to_dict()
+
+
+def run_job(cfg: DictConfig) -> dict:
+    """Run one design point and write its record into ``cfg.paths.output_dir``: in a child
+    process (``job.isolate``, the default) or in this one."""
+    output_dir = Path(cfg.paths.output_dir)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    finished = _finished_record(output_dir, resolved)
+    if finished is not None:
+        log.info("skipping: %s already holds an ok record of this job", output_dir)
+        return finished
+    record = JobRecord(factor_levels(cfg), _hydra_overrides(), resolved, timestamp())
+    with own_cores() as placement:  # parallel launchers: pin this job to its own cores
+        record.placement = placement
+        if cfg.job.isolate:
+            return run_isolated(execute, cfg, record, output_dir)
+        return execute(cfg, record, output_dir)

@@ -18,8 +18,16 @@ from compress.config.errors import ConfigError
 from compress.config.job import Config
 from compress.config.refusal import first_line, refusal_lines
 from compress.config.rules import structure_problems, unknown_keys
+from compress.config.task import CausalLMTaskConfig
 from compress.data.checks import data_problems
+from compress.infra.placement import PARALLELISM
 from compress.models import sources
+from compress.pipeline.resources import (
+    architecture_problems,
+    memory_problems,
+    position_problems,
+    thread_problems,
+)
 
 
 def _job_config(cfg: DictConfig) -> DictConfig:
@@ -38,6 +46,23 @@ def _model_config(folder: Path) -> dict | None:
         return None  # the job's own loading reports an unreadable model
 
 
+def _runs_here(cfg: DictConfig) -> bool:
+    """Whether the job runs on this machine (so its cores and memory are this machine's):
+    no launcher (a direct call), Hydra's basic launcher or joblib's; not SLURM or Ray."""
+    launcher = OmegaConf.select(cfg, "hydra.launcher._target_")
+    return launcher is None or launcher in PARALLELISM
+
+
+def _model_problems(config: Config, model_config: dict, folder: Path, here: bool) -> list[str]:
+    problems = architecture_problems(config, model_config)
+    problems += structure_problems(config, model_config) + position_problems(config, model_config)
+    if here and not problems:
+        problems += thread_problems(config) + memory_problems(config, model_config, folder)
+    if not problems and config.quant.skip:
+        problems += skip_problems(config, folder)
+    return problems
+
+
 def config_problems(cfg: DictConfig) -> list[str]:
     """One line per problem of a composed job config; empty when the job can start."""
     unknown = unknown_keys(cfg, Config)
@@ -49,8 +74,35 @@ def config_problems(cfg: DictConfig) -> list[str]:
     except ConfigError as error:
         return [str(error)]
     model_config = _model_config(folder) if folder is not None else None
-    structure = structure_problems(config, model_config) if model_config else []
-    return structure or data_problems(config, folder)
+    if model_config is None:
+        return (thread_problems(config) if _runs_here(cfg) else []) or data_problems(config, folder)
+    return _model_problems(config, model_config, folder, _runs_here(cfg)) or data_problems(
+        config, folder
+    )
+
+
+def skip_problems(config: Config, folder: Path) -> list[str]:
+    """``quant.skip`` patterns that name no module of the model the task builds, found on a
+    model built on the meta device (no weights are read; this imports torch, so it runs only
+    for jobs that set ``quant.skip``)."""
+    import torch
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+    )
+
+    from compress.quantization.selection import check_patterns
+
+    causal = isinstance(config.task, CausalLMTaskConfig)
+    builder = AutoModelForCausalLM if causal else AutoModelForSequenceClassification
+    with torch.device("meta"):
+        model = builder.from_config(AutoConfig.from_pretrained(str(folder)))
+    try:
+        check_patterns(model, list(config.quant.skip))
+    except ValueError as error:
+        return [f"{error}, accepted: a glob or regular expression naming modules of the model"]
+    return []
 
 
 def sweep_problems(compose: Callable[[list[str]], DictConfig], jobs: list[list[str]]) -> list[str]:

@@ -4,7 +4,9 @@ imported (the check runs on the composed config alone)."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +23,8 @@ BAD_CONFIGS = [
     ("bench.repeats=0", "bench.repeats=0 is not a positive integer, accepted: 1, 2, 3, ..."),
     ("bench.warmup=-1", "bench.warmup=-1 is negative, accepted: 0, 1, 2, ..."),
     ("threads=-1", "threads=-1 is negative, accepted: 0 (one per physical core), 1, 2, ..."),
+    ("seed=-1", "seed=-1 is not a seed, accepted: an integer in 0 ... 2**32 - 1"),
+    ("job.timeout_s=-5", "job.timeout_s=-5.0 is negative, accepted: 0 (none) or more"),
     ("recovery=distill recovery.temperature=-1",
      "recovery.temperature=-1.0 is not positive, accepted: a temperature > 0"),
     ("recovery=distill recovery.alpha=1.5",
@@ -91,12 +95,16 @@ BAD_CONFIGS = [
 ]  # fmt: skip
 
 
-def run_cli(*arguments: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess:
+def run_cli(
+    *arguments: str, cwd: Path, cache: Path, timeout: float = 60
+) -> subprocess.CompletedProcess:
     """The command line under ``-X importtime``, whose import log tells whether torch loaded."""
     env = {**os.environ, "COMPRESS_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
     command = [sys.executable, "-X", "importtime", "-m", "compress.main", *arguments]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -224,3 +232,84 @@ def test_bad_data_is_one_line_before_torch(tmp_path: Path, overrides: list[str],
     result = run_cli(*arguments, cwd=tmp_path, cache=tmp_path / "cache")
     assert error_lines(result.stderr) == [f"error: {line.format(**paths)}"]
     assert result.returncode == 2 and not imported_torch(result.stderr)
+
+
+CORES = len(os.sched_getaffinity(0))
+# What used to fail late (after loading and measuring for up to 94 s, or never ending), now
+# refused from the config and the model's config.json before torch loads.
+LATE_FAILURES = [
+    ("batch_size=100000000", "batch_size=100000000 needs about "),
+    (f"threads={CORES + 998}", f"threads={CORES + 998} is more than the {CORES} cores this job "
+     f"may use, accepted: 0 (one per physical core) or 1 ... {CORES}"),
+    ("bench.seq_len=100000", "bench.seq_len=100000 exceeds the 512 positions of model=minilm, "
+     "accepted: bench.seq_len <= 512"),
+    ("task.max_length=600", "task.max_length=600 exceeds the 512 positions of model=minilm, "
+     "accepted: task.max_length <= 512"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("override", "start"), LATE_FAILURES, ids=[o for o, _ in LATE_FAILURES])
+def test_what_failed_late_is_refused_before_torch(tmp_path: Path, override: str, start: str):
+    result = run_cli(override, cwd=tmp_path, cache=tmp_path / "cache")
+    (line,) = error_lines(result.stderr)
+    assert line.startswith(f"error: {start}")
+    assert result.returncode == 2 and not imported_torch(result.stderr)
+
+
+def test_an_impossible_batch_names_its_estimate_and_the_largest_that_fits(tmp_path: Path):
+    result = run_cli("batch_size=100000000", cwd=tmp_path, cache=tmp_path / "cache")
+    (line,) = error_lines(result.stderr)
+    assert (
+        "GiB for the timed batch (weights 0.08 GiB x 3 copies, activations at 100000000 x "
+        "128 tokens), more than the " in line
+    )
+    most = int(line.rpartition("accepted: batch_size <= ")[2])
+    assert 8 <= most < 100000000
+
+
+def test_a_model_folder_without_model_type_is_refused_before_torch(tmp_path, tiny_pretrained_dir):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_pretrained_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("model_type")
+    (folder / "config.json").write_text(json.dumps(config))
+    result = run_cli("model=hub", f"model.name_or_path={folder}", cwd=tmp_path,
+                     cache=tmp_path / "cache")  # fmt: skip
+    assert error_lines(result.stderr) == [
+        f"error: model.name_or_path={folder}: its config.json has no model_type, so "
+        "transformers cannot tell which architecture it is, accepted: a folder saved with "
+        "save_pretrained"
+    ]
+    assert result.returncode == 2 and not imported_torch(result.stderr)
+
+
+def test_a_skip_pattern_naming_no_module_is_refused_before_the_job(tmp_path, tiny_pretrained_dir):
+    model = f"model.name_or_path={tiny_pretrained_dir}"
+    result = run_cli("model=hub", model, "quant.skip=[*.down_proj]", cwd=tmp_path,
+                     cache=tmp_path / "cache")  # fmt: skip
+    (line,) = error_lines(result.stderr)
+    assert line.startswith("error: quant.skip pattern '*.down_proj' matches no module of "
+                           "BertForSequenceClassification; its Linears: bert.encoder.")  # fmt: skip
+    assert result.returncode == 2 and not (tmp_path / "multirun").exists()
+
+
+def test_a_sweep_with_an_impossible_job_leaves_the_earlier_records_intact(
+    tmp_path: Path, tiny_pretrained_dir: Path
+):
+    from tests.conftest import TINY_JOB
+
+    sweep, model = tmp_path / "sweep", f"model.name_or_path={tiny_pretrained_dir}"
+    common = [model, *TINY_JOB, "prune=0", "prune_method=none", "quant=fp32",
+              "bench.cold_load=false", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    common = [o for o in common if not o.startswith("batch_size=")]
+    first = run_cli("-m", "batch_size=2,4", *common, cwd=tmp_path, cache=tmp_path / "cache",
+                    timeout=900)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "2 jobs: 2 ok, 0 failed, 0 skipped" in first.stdout
+    records = {p: p.read_bytes() for p in sweep.glob("*/metrics.json")}
+    again = run_cli("-m", "batch_size=2,100000000,4", *common, cwd=tmp_path,
+                    cache=tmp_path / "cache")  # fmt: skip
+    (line,) = error_lines(again.stderr)
+    assert line.startswith("error: job 1 (batch_size=100000000 ") and "needs about" in line
+    assert again.returncode == 2
+    assert {p: p.read_bytes() for p in sweep.glob("*/metrics.json")} == records

@@ -1,0 +1,101 @@
+"""Jobs in a child process: a job that dies (memory, time, a signal, a native crash) leaves a
+``failed`` record that says why in words, and the caller goes on."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from compress.pipeline.isolation import JobFailed, Limits, Watch, run_isolated
+from compress.pipeline.job import run_job
+from compress.record import RECORD_NAME, JobRecord, read_record, timestamp
+from tests.conftest import TINY_JOB
+
+
+def _die_by(number: int) -> None:
+    os.kill(os.getpid(), number)
+
+
+def _segfault(cfg, record, folder) -> None:
+    _die_by(signal.SIGSEGV)
+
+
+def _raise(cfg, record, folder) -> None:
+    raise AssertionError("never reached: the child is killed first")
+
+
+@pytest.fixture
+def job(compose_config, tiny_pretrained_dir):
+    def _job(*overrides: str):
+        return compose_config(
+            [f"model.name_or_path={tiny_pretrained_dir}", *TINY_JOB, "job.isolate=true",
+             *overrides]
+        )  # fmt: skip
+
+    return _job
+
+
+def test_an_isolated_job_writes_the_same_record_as_in_process(job):
+    cfg = job()
+    record = run_job(cfg)
+    assert record["status"] == "ok" and record["ratios"]["latency_p50"] > 0
+    assert read_record(Path(cfg.paths.output_dir) / RECORD_NAME) == record
+
+
+@pytest.mark.parametrize(
+    ("override", "cause"),
+    [
+        ("job.memory_limit_gb=0.05", "out of memory (peak RSS "),
+        ("job.timeout_s=0.5", "timed out after 0.5 s (job.timeout_s)"),
+    ],
+)
+def test_a_job_past_its_limit_is_stopped_and_says_why(job, override, cause):
+    cfg = job(override)
+    with pytest.raises(JobFailed, match=cause.replace("(", r"\(").replace(")", r"\)")):
+        run_job(cfg)
+    record = read_record(Path(cfg.paths.output_dir) / RECORD_NAME)
+    assert record["status"] == "failed" and record["error"].startswith(cause)
+    assert "baseline" not in record and record["timing"]["peak_rss_bytes"] > 0
+
+
+def test_a_native_crash_leaves_a_failed_record(tmp_path):
+    cfg = OmegaConf.create({"job": {"memory_limit_gb": 4, "timeout_s": 60}})
+    record = JobRecord({}, [], {}, timestamp())
+    with pytest.raises(JobFailed, match=r"killed by signal 11 \(SIGSEGV: a native kernel crashed"):
+        run_isolated(_segfault, cfg, record, tmp_path)
+    assert read_record(tmp_path / RECORD_NAME)["error"].startswith("killed by signal 11")
+
+
+def test_causes_name_the_signal_and_the_memory():
+    limits = Limits(memory_bytes=8 * 2**30, timeout_s=0)
+    killed = Watch(peak_rss=2**30).cause(-signal.SIGKILL, limits)
+    assert killed == (
+        "killed by signal 9 (SIGKILL: the kernel's out-of-memory killer sends it; "
+        "peak RSS 1.00 GiB of 8.00)"
+    )
+    assert Watch(stopped="timed out").cause(-9, limits) == "timed out"
+
+
+@pytest.mark.slow
+def test_a_sweep_goes_on_past_a_job_that_died_and_says_how_it_went(tmp_path, tiny_pretrained_dir):
+    """The done-when of the issue, with a job that outgrows its memory in the middle."""
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, "-m", "compress.main", "-m", "job.memory_limit_gb=0,0.05,0",
+               f"model.name_or_path={tiny_pretrained_dir}", *TINY_JOB, "bench.cold_load=false",
+               f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    env = {**os.environ, "COMPRESS_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
+    statuses = [read_record(sweep / str(n) / RECORD_NAME)["status"] for n in range(3)]
+    assert statuses == ["ok", "failed", "ok"]
+    assert read_record(sweep / "1" / RECORD_NAME)["error"].startswith("out of memory (peak RSS")
+    assert result.returncode == 1
+    assert f"sweep {sweep}: 3 jobs: 2 ok, 1 failed, 0 skipped (finished earlier)" in result.stdout
+    assert "  1 (job.memory_limit_gb=0.05): out of memory (peak RSS" in result.stdout
+    assert f"next: python -m analysis {sweep}" in result.stdout
