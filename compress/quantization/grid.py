@@ -6,7 +6,7 @@ Why int4's zero is a float and not an integer level: a weight matrix that was 4-
 (SmolLM2 ships as GGUF Q4_1, whose blocks of 32 are ``min + level * step``) re-rounded onto a
 grid whose zero must be a level is shifted by up to half a step against its own grid, the
 same shift for every weight of the group; that shared error does not average out in the dot
-product (measured on SmolLM2: perplexity 1.36x fp32 with integer zeros, see the README)."""
+product (measured on SmolLM2: perplexity 1.36x fp32 with integer zeros, see docs/llm.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The README's studies as ``+experiment=<name>``: each composes, and every job its sweep
+"""The studies of the docs as ``+experiment=<name>``: each composes, and every job its sweep
 would launch composes into a valid config."""
 
 from __future__ import annotations
