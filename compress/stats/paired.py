@@ -102,6 +102,27 @@ def _method(what: str, resamples: int, seed: int) -> str:
     return f"paired bootstrap of {what}, percentile, {resamples} resamples, seed {seed}"
 
 
+def joint_bootstrap(
+    columns: tuple[np.ndarray, ...],
+    difference: Callable[..., np.ndarray],
+    what: str,
+    resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> Interval:
+    """Interval of ``difference(*columns)`` over items, resampling item indices jointly for
+    every column: ``difference`` maps (batch, n) arrays to (batch,) values (a metric of the
+    compressed model minus that of the baseline). Replicates where the metric is undefined
+    (NaN: a resample without a class) are left out."""
+    n = len(columns[0])
+    if n < 2 or any(len(column) != n for column in columns):
+        raise ValueError("need at least 2 items and columns of equal length")
+    estimate = float(difference(*(column[None] for column in columns))[0])
+    reps = _replicates(columns, difference, resamples, seed)
+    return _percentile(estimate, reps[~np.isnan(reps)], n, _method(what, resamples, seed),
+                       confidence)  # fmt: skip
+
+
 def paired_bootstrap(
     baseline: ArrayLike,
     compressed: ArrayLike,
@@ -178,7 +199,9 @@ def _correctness(values: ArrayLike) -> np.ndarray:
 def mcnemar_exact(baseline_correct: ArrayLike, compressed_correct: ArrayLike) -> dict:
     """McNemar's exact test: did compression change accuracy on these items? Only discordant
     items carry information; under no change each is equally likely to go either way, so the
-    p-value is an exact two-sided binomial test of b against b + c with p = 1/2."""
+    p-value is an exact two-sided binomial test of b against b + c with p = 1/2. ``flips`` is
+    the share of items whose correctness changed, (b + c) / n (Dutta et al. 2024): a recipe
+    can keep its accuracy while changing many answers."""
     base = _correctness(baseline_correct)
     comp = _correctness(compressed_correct)
     if base.ndim != 1 or base.shape != comp.shape:
@@ -191,6 +214,7 @@ def mcnemar_exact(baseline_correct: ArrayLike, compressed_correct: ArrayLike) ->
         "c": c,
         "discordant": b + c,
         "n": len(base),
+        "flips": (b + c) / len(base),
         "p_value": float(mcnemar(table, exact=True).pvalue),
         "method": "McNemar exact (two-sided binomial test on the discordant pairs)",
     }
