@@ -25,9 +25,9 @@ ROUNDS = "rounds.parquet"
 
 
 def timing_rounds(baseline_speed: dict, compressed_speed: dict) -> pd.DataFrame | None:
-    """The timed samples by round: sample ``i`` of both models was taken in round ``i``. None
-    when the two hold different numbers of samples (speculative decoding drafts a varying
-    number of tokens per step): then there are no rounds to pair."""
+    """The timed samples by round: sample ``i`` of both models was taken in round ``i``, one
+    call each (a forward pass; for causal LMs a ``generate`` call, by its median token time).
+    None when the two hold different numbers of samples: then there are no rounds to pair."""
     baseline, compressed = baseline_speed["samples_ms"], compressed_speed["samples_ms"]
     if len(baseline) != len(compressed):
         return None
