@@ -218,13 +218,21 @@ def _compress_and_measure(config: Config, output_dir: Path) -> dict:
     if not config.keep_artifact:
         shutil.rmtree(artifact_dir)
     ratios = _ratios(measured["baseline"], measured["compressed"], quality_metrics(task))
-    ratios |= paired_outcomes(task, outputs, reference_outputs, measured, output_dir, config.seed)
+    comparison, fingerprint = paired_outcomes(
+        task, outputs, reference_outputs, measured, output_dir, config.seed
+    )
     load_average = environment["hardware"]["load_average_1m"]
     return {
         "environment": environment,
         "compression": compression,
         **measured,
-        "ratios": ratios,
+        "ratios": ratios | comparison,
+        # what makes two records pairable: the same baseline, the same evaluation items
+        "pairing": {
+            "baseline_key": baseline.folder.name,
+            "eval_fingerprint": fingerprint,
+            "seed": config.seed,
+        },  # fmt: skip
         "notes": _notes(config, compression, baseline, load_average, threads),
         "timing": {"overhead_s": overhead_s},
     }

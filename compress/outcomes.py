@@ -12,6 +12,7 @@ for classification). Each interval states its ``n`` and ``method``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -49,10 +50,19 @@ def timing_intervals(rounds: pd.DataFrame, seed: int) -> dict[str, dict]:
     return {"latency_p50": latency.to_dict(), "throughput": throughput.to_dict()}
 
 
+def eval_fingerprint(items: pd.DataFrame) -> str:
+    """What identifies the evaluation set in an item table, hashed: the item ids and, where the
+    task has them, the labels (classification) or the scored tokens of each window (language
+    modelling). The analysis pairs records only when theirs agree."""
+    columns = [column for column in ("item", "label", "tokens") if column in items]
+    return hashlib.sha256(items[columns].to_csv(index=False).encode()).hexdigest()[:16]
+
+
 def paired_outcomes(
     task: Task, outputs: dict, reference: dict, measured: dict, folder: Path, seed: int
-) -> dict:
-    """Write the item and round tables into ``folder``; returns ``intervals`` and ``tests``."""
+) -> tuple[dict, str]:
+    """Write the item and round tables into ``folder``; returns ``intervals`` and ``tests``,
+    and the evaluation set's fingerprint."""
     items = task.item_outcomes(outputs, reference)
     rounds = timing_rounds(measured["baseline"]["speed"], measured["compressed"]["speed"])
     write_table_atomic(folder / ITEMS, items)
@@ -60,4 +70,4 @@ def paired_outcomes(
     if rounds is not None:
         write_table_atomic(folder / ROUNDS, rounds)
         intervals |= timing_intervals(rounds, seed)
-    return {"intervals": intervals, "tests": tests}
+    return {"intervals": intervals, "tests": tests}, eval_fingerprint(items)

@@ -14,9 +14,11 @@ from omegaconf import OmegaConf
 from compress.backends.torch.artifact import save_artifact
 from compress.backends.torch.quantize import quantize_
 from compress.infra.context import CompressionContext
+from compress.models.baseline import Baseline
 from compress.models.layers import block_linears
 from compress.pruning.schedules import schedule_amounts
 from compress.quantization.qat import add_fake_quantization
+from compress.recovery.cache import recovery_key
 from compress.recovery.losses import distillation_loss
 from compress.recovery.recipe import prune_and_recover
 from compress.schema import Int8QATConfig, IterativeScheduleConfig, OneShotScheduleConfig
@@ -128,3 +130,16 @@ def test_distillation_of_language_model_logits_scores_next_tokens():
     assert float(distillation_loss(student, teacher, tokens, 0.5, 2.0)) == pytest.approx(
         float(flat)
     )
+
+
+def test_the_recovered_model_cache_key_covers_the_seed(compose_config, tmp_path):
+    """Jobs of one recipe under seed=0,1 must not share a cached recovered model: a replicate
+    that reuses another's training repeats nothing but the timing."""
+    baseline = Baseline(tmp_path / "minilm-sentiment-abc", {})
+    keys = {
+        seed: recovery_key(_config(compose_config, "recovery=finetune", f"seed={seed}"), baseline)
+        for seed in (0, 1)
+    }
+    assert keys[0] != keys[1]
+    same = _config(compose_config, "recovery=finetune", "seed=0", "quant=int8")
+    assert recovery_key(same, baseline) == keys[0]  # quantization happens after the cache
