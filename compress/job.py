@@ -191,6 +191,11 @@ def _set_up_process(config: Config) -> tuple[int, Path]:
     return threads, cache
 
 
+def _pairing(baseline: Baseline, fingerprint: str, seed: int) -> dict:
+    """What makes two records pairable: the same baseline, the same evaluation items."""
+    return {"baseline_key": baseline.folder.name, "eval_fingerprint": fingerprint, "seed": seed}
+
+
 def _compress_and_measure(config: Config, output_dir: Path) -> dict:
     started = time.perf_counter()
     threads, cache = _set_up_process(config)
@@ -227,12 +232,7 @@ def _compress_and_measure(config: Config, output_dir: Path) -> dict:
         "compression": compression,
         **measured,
         "ratios": ratios | comparison,
-        # what makes two records pairable: the same baseline, the same evaluation items
-        "pairing": {
-            "baseline_key": baseline.folder.name,
-            "eval_fingerprint": fingerprint,
-            "seed": config.seed,
-        },  # fmt: skip
+        "pairing": _pairing(baseline, fingerprint, config.seed),
         "notes": _notes(config, compression, baseline, load_average, threads),
         "timing": {"overhead_s": overhead_s},
     }
