@@ -10,7 +10,7 @@ import pytest
 from sklearn import metrics
 
 from compress.job import _ratios
-from compress.schema import SCHEMAS, ClassificationTaskConfig, QualityMetric
+from compress.schema import SCHEMAS, ClassificationTaskConfig, GenerationTaskConfig, QualityMetric
 from compress.tasks import build_task
 from compress.tasks.base import Task, quality_metrics
 
@@ -94,3 +94,18 @@ def test_an_unchanged_model_gets_an_accuracy_interval_with_width():
     assert accuracy["low"] < 0 < accuracy["high"]
     assert accuracy["high"] - accuracy["low"] > 0.03
     assert tests["mcnemar"]["flips"] == 0
+
+
+def test_generation_intervals_name_the_metric_they_are_of():
+    """Corpus BLEU has no per-prompt form: the interval is of sentence-BLEU and says so."""
+    rng = np.random.default_rng(0)
+    items = pd.DataFrame({"item": np.arange(40)})
+    for metric in ("bleu", "rougeL"):
+        items[f"baseline_{metric}"] = rng.random(40)
+        items[f"compressed_{metric}"] = items[f"baseline_{metric}"] - 0.05 * rng.random(40)
+    intervals, _ = build_task(GenerationTaskConfig()).paired_quality(items)
+    assert set(intervals) == {"sentence_bleu_delta", "rougeL_delta"}
+    assert intervals["sentence_bleu_delta"]["method"].startswith("sentence-BLEU: paired")
+    assert intervals["rougeL_delta"]["method"].startswith("ROUGE-L: paired")
+    expected = (items["compressed_bleu"] - items["baseline_bleu"]).mean()
+    assert intervals["sentence_bleu_delta"]["estimate"] == pytest.approx(expected)
