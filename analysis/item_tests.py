@@ -86,8 +86,14 @@ def _accuracy_test(runs: Runs, outcomes: Outcomes) -> ItemTest:
         "interactions, items as clusters (exchangeable correlation, robust errors); Wald "
         "chi-square test of each term, sum-to-zero contrasts."
     )
+    columns = {"chi2": "chi²", "p_value": "p"}
+    if long.groupby("item")["correct"].nunique().max() < 2:
+        # no item changes between configurations: the robust covariance is singular and its
+        # Wald tests arbitrary, while there is plainly no effect to find
+        note = "Not fitted: every configuration gets every item equally right or wrong."
+        return ItemTest(intro, None, note, columns, "p_value")
     table, note = _fit(partial(_wald_table, long, runs.factors), long[runs.factors])
-    return ItemTest(intro, table, note, {"chi2": "chi²", "p_value": "p"}, "p_value")
+    return ItemTest(intro, table, note, columns, "p_value")
 
 
 def _latency_test(runs: Runs, outcomes: Outcomes) -> ItemTest:

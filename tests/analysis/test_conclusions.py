@@ -370,3 +370,18 @@ def test_generation_names_the_metric_it_tests(tmp_path: Path, capsys):
     assert "quant=int8: corpus BLEU 0.29 (Δ sentence-BLEU (mean over prompts) −0.004" in stdout
     text = (tmp_path / "analysis" / "report.md").read_text()
     assert "| corpus BLEU | Δ sentence-BLEU (mean over prompts) [95% CI] |" in text
+
+
+def test_no_item_changing_is_no_effect_not_an_arbitrary_test(tmp_path: Path):
+    """Every recipe answers every item as the baseline does: the GEE's robust covariance is
+    singular there, and its Wald tests came out "p < 0.001" for an interaction."""
+    rng = np.random.default_rng(2)
+    jobs = [({"prune": prune, "quant": quant}, *paired_job(rng, churn=0.0))
+            for prune, quant in product((0.0, 0.5), ("fp32", "int8"))]  # fmt: skip
+    results = analyse(Options([write_sweep(tmp_path, jobs)], responses=["accuracy"]))
+    blocks = item_model_blocks(ACCURACY, results)
+    assert not any(isinstance(block, Table) for block in blocks)
+    assert blocks[-1] == Text(
+        "Not fitted: every configuration gets every item equally right or wrong."
+    )
+    assert results.item_tests[ACCURACY].p_values() == {}
