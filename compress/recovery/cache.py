@@ -35,7 +35,7 @@ def recovery_key(config: Config, baseline: Baseline) -> str:
         "schedule": asdict(config.schedule),
         "recovery": asdict(config.recovery),
         "qat": isinstance(config.quant, Int8QATConfig),
-        "seed": config.seed,  # seeds the training's dropout and any random pruning
+        "seed": config.seed,  # the job seeds torch before pruning: its runs must not share one
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
