@@ -1,12 +1,15 @@
-"""Every recipe against the baseline with its uncertainty, and the best recipe by
-non-inferiority.
+"""Every recipe against the baseline with its uncertainty, ranked by its paired latency ratio,
+and the best recipe by non-inferiority with the error of that claim controlled.
 
-The intervals are the ones each job recorded (``ratios.intervals``: paired bootstraps over the
-evaluation items and the timing rounds), McNemar's test its ``ratios.tests.mcnemar``. A recipe
-is chosen only when the worse end of its quality interval stays within the allowed drop: a
-point estimate inside the limit with a wide interval is no evidence that the recipe is as good
-as the baseline. Records of older sweeps hold no intervals; then the choice falls back to the
-point estimates (``analysis.pareto.best_recipe``)."""
+A recipe's figures come from its runs' own data, never from averaged interval bounds: its
+latency ratio is the geometric mean of its runs' paired ratios (one run: the interval over its
+timing rounds; several: Student's t over the runs), its accuracy difference Tango's interval on
+its runs' mean discordant counts (:mod:`compress.stats.replicates`). A recipe is faster only
+when its latency interval lies below 1, and a recipe that changes nothing is the baseline.
+The best recipe is the fastest one found non-inferior by the fixed-sequence procedure over the
+recipes that are faster (:mod:`compress.stats.multiplicity`). Records of older sweeps hold no
+intervals; then the choice falls back to the point estimates (``analysis.pareto.best_recipe``).
+"""
 
 from __future__ import annotations
 
@@ -17,22 +20,30 @@ import numpy as np
 import pandas as pd
 
 from analysis.pareto import TOLERANCE, recipe_labels
-from analysis.responses import LATENCY, SIZE, baseline_column, metric_of
+from analysis.responses import LATENCY, SIZE, baseline_column, label, metric_of
+from analysis.unchanged import unchanged
 from compress.record import Comparison, QualityMetric
-from compress.stats.paired import holm, min_detectable_difference
+from compress.stats.multiplicity import fixed_sequence
+from compress.stats.paired import Interval, holm, min_detectable_difference
+from compress.stats.replicates import accuracy_over_runs, ratio_over_runs
 
 INTERVALS = "ratios.intervals."
 MCNEMAR = "ratios.tests.mcnemar."
-# Corpus BLEU (ratios.bleu_delta) has no per-prompt form: jobs record sentence BLEU's interval.
+# Corpus BLEU (ratios.bleu_delta) has no per-prompt form: jobs record sentence BLEU's interval,
+# and that is the metric the non-inferiority test is about.
 INTERVAL_KEYS = {"bleu_delta": "sentence_bleu_delta"}
+TESTED_NAMES = {"sentence_bleu_delta": "sentence-BLEU (mean over prompts)"}
+ACCURACY_INTERVAL = INTERVALS + "accuracy_delta"
 POWER = 0.8
 MB = 1e6
+ONE_SIDED = 0.025  # of each non-inferiority test: the worse end of a two-sided 95% interval
 
 RUNS, SIZE_MB, SIZE_RATIO, LATENCY_MS = "runs", "size (MB)", "size ratio", "latency p50 (ms)"
 SPEED = ("latency ratio", "latency ratio low", "latency ratio high")
 DELTA = ("delta", "delta low", "delta high")
 DROP, DROP_HIGH = "drop", "drop upper bound"
 P, HOLM, DISCORDANT, ITEMS = "McNemar p", "Holm p", "discordant", "items"
+FLIPS, FASTER, UNCHANGED = "flips", "faster", "unchanged"
 
 
 @dataclass(frozen=True)
@@ -70,7 +81,16 @@ class Headline:
     def name(self) -> str:
         """What the delta columns hold: ``Δ accuracy``, ``perplexity ratio``."""
         key = self.interval.removeprefix(INTERVALS)
+        if key in TESTED_NAMES:
+            return f"Δ {TESTED_NAMES[key]}"
         return f"{key} ratio" if self.ratio else f"Δ {key.removesuffix('_delta')}"
+
+    @property
+    def tested(self) -> str:
+        """The metric the interval and the non-inferiority test are about: ``accuracy``, or
+        ``sentence-BLEU (mean over prompts)`` beside a corpus-BLEU column."""
+        key = self.interval.removeprefix(INTERVALS)
+        return TESTED_NAMES.get(key, label(self.column))
 
     @property
     def symbol(self) -> str:
@@ -91,14 +111,24 @@ def headline_of(quality: str | None, columns: pd.Index) -> Headline | None:
 
 @dataclass(frozen=True)
 class Choice:
-    """The fastest recipe provably within the allowed drop, or else the closest to it."""
+    """The fastest recipe the fixed sequence found non-inferior, or else the closest to it.
+
+    ``sequence``: the recipes tested, those faster than the baseline, slowest first;
+    ``passed``: how many of them passed before the first failure."""
 
     recipe: str | None
     closest: str | None = None  # when no recipe is: the smallest upper bound of the drop
+    sequence: tuple[str, ...] = ()
+    passed: int = 0
 
     @property
-    def named(self) -> str:
+    def named(self) -> str | None:
         return self.recipe or self.closest
+
+    @property
+    def stopped_at(self) -> str | None:
+        """The recipe whose failure ended the sequence, if one did."""
+        return self.sequence[self.passed] if self.passed < len(self.sequence) else None
 
 
 @dataclass(frozen=True)
@@ -155,7 +185,7 @@ def _quality(ok: pd.DataFrame, headline: Headline) -> dict[str, pd.Series]:
     baseline = _column(ok, baseline_column(headline.column))
     point = compressed / baseline if headline.ratio else compressed - baseline
     estimate, low, high = _interval(ok, headline.interval)
-    mcnemar = {P: "p_value", DISCORDANT: "discordant", ITEMS: "n"}
+    mcnemar = {P: "p_value", DISCORDANT: "discordant", ITEMS: "n", "b": "b", "c": "c"}
     return {
         headline.column: compressed,
         **dict(zip(DELTA, (estimate.fillna(point), low, high), strict=True)),
@@ -189,20 +219,65 @@ def _holm(p: pd.Series) -> pd.Series:
     return pd.Series(holm(tested.tolist()), index=tested.index).reindex(p.index)
 
 
+def _figures(interval: Interval | None) -> list[float]:
+    if interval is None:
+        return [np.nan] * 3
+    return [interval.estimate, interval.low, interval.high]
+
+
+def _one_run(runs: pd.DataFrame, columns: tuple[str, str, str]) -> list[float] | None:
+    """The recorded figures of a single run, or of runs that all recorded the same ones
+    (copies); None otherwise."""
+    figures = runs[list(columns)].drop_duplicates()
+    return figures.iloc[0].tolist() if len(figures) == 1 else None
+
+
+def pooled_speed(runs: pd.DataFrame) -> list[float]:
+    """A recipe's latency ratio and interval from its runs (rows of ``per_job``)."""
+    if len(runs) == 1:
+        return runs[list(SPEED)].iloc[0].tolist()
+    ratios = runs[SPEED[0]]
+    if ratios.isna().any() or (ratios <= 0).any():
+        return [np.nan] * 3
+    return _figures(ratio_over_runs(ratios))
+
+
+def pooled_quality(runs: pd.DataFrame, headline: Headline) -> list[float]:
+    """A recipe's quality comparison and interval from its runs: accuracy from their
+    discordant counts (Tango), another metric from a single run or identical runs."""
+    counts = runs[["b", "c", ITEMS]]
+    if headline.interval == ACCURACY_INTERVAL and counts.notna().all().all():
+        if runs[ITEMS].nunique() == 1:
+            return _figures(accuracy_over_runs(runs["b"], runs["c"], int(runs[ITEMS].iloc[0])))
+    return _one_run(runs, DELTA) or [runs[DELTA[0]].mean(), np.nan, np.nan]
+
+
 def recipe_table(ok: pd.DataFrame, factors: list[str], headline: Headline | None) -> pd.DataFrame:
-    """One row per recipe: means over its runs, except McNemar's p, the largest of its runs
-    (a conservative summary: averaging p-values has no meaning); Holm-adjusted p over all
-    recipes, the family of this report's comparisons with the baseline."""
-    values = per_job(ok, headline)
+    """One row per recipe, fastest first by its paired latency ratio: size and absolute
+    latency are means over its runs (descriptions), the ratio and the quality comparison with
+    their intervals come from the pooled runs; McNemar's p is the largest of its runs (a
+    conservative summary: averaging p-values has no meaning), Holm-adjusted over all recipes,
+    the family of this report's comparisons with the baseline; ``flips`` the mean share of
+    items whose correctness changed."""
+    values = per_job(ok, headline).assign(**{UNCHANGED: unchanged(ok)})
     grouped = values.groupby(recipe_labels(ok, factors), sort=False)
-    table = grouped.mean()
+    table = grouped[[SIZE_MB, SIZE_RATIO, LATENCY_MS]].mean()
     table.insert(0, RUNS, grouped.size())
+    speeds = {recipe: pooled_speed(runs) for recipe, runs in grouped}
+    table[list(SPEED)] = pd.DataFrame.from_dict(speeds, orient="index", columns=list(SPEED))
+    table[FASTER] = table[SPEED[2]].lt(1).where(table[SPEED[2]].notna())  # NaN: no interval
+    table[UNCHANGED] = grouped[UNCHANGED].all()
     if headline is not None:
+        table[headline.column] = grouped[headline.column].mean()
+        quality = {recipe: pooled_quality(runs, headline) for recipe, runs in grouped}
+        table[list(DELTA)] = pd.DataFrame.from_dict(quality, orient="index", columns=list(DELTA))
         table[P] = grouped[P].max()
         table[HOLM] = _holm(table[P])
+        table[[DISCORDANT, ITEMS]] = grouped[[DISCORDANT, ITEMS]].mean()
+        table[FLIPS] = table[DISCORDANT] / table[ITEMS]
         table[DROP], table[DROP_HIGH] = drops(table, headline)
     table.index.name = "recipe"
-    return table
+    return table.sort_values(SPEED[0], kind="stable")
 
 
 def baseline_row(ok: pd.DataFrame, headline: Headline | None) -> pd.Series:
@@ -220,21 +295,31 @@ def baseline_row(ok: pd.DataFrame, headline: Headline | None) -> pd.Series:
 
 
 def non_inferior(table: pd.DataFrame, max_drop: float) -> Choice | None:
-    """The fastest (then smallest) recipe whose drop's upper bound is within ``max_drop``; if
-    none is, the one with the smallest upper bound as the closest. None without bounds."""
+    """The fixed-sequence choice: the recipes that change something and are faster than the
+    baseline, tested from the slowest to the fastest (larger first on ties) until one's drop
+    bound exceeds ``max_drop``; the last that passed is chosen. If none passes, the recipe with
+    the smallest bound is named as the closest. None without bounds."""
     bounds = table[DROP_HIGH].dropna() if DROP_HIGH in table else pd.Series(dtype=float)
     if bounds.empty:
         return None
-    within = table.loc[bounds.index[bounds <= max_drop + TOLERANCE]]
-    if len(within):
-        return Choice(within.sort_values([LATENCY_MS, SIZE_MB]).index[0])
-    return Choice(None, bounds.idxmin())
+    candidates = table.loc[bounds.index]
+    candidates = candidates[~candidates[UNCHANGED].eq(True)]
+    faster = candidates[candidates[FASTER].eq(True)]
+    order = faster.sort_values([SPEED[0], SIZE_MB], ascending=False, kind="stable").index
+    passed = fixed_sequence(faster.loc[order, DROP_HIGH].tolist(), max_drop + TOLERANCE)
+    sequence = tuple(order)
+    if passed:
+        return Choice(sequence[passed - 1], sequence=sequence, passed=passed)
+    closest = candidates[DROP_HIGH].idxmin() if len(candidates) else None
+    return Choice(None, closest, sequence, 0)
 
 
 def detectable_drop(table: pd.DataFrame, choice: Choice, alpha: float) -> Power | None:
     """The power of this eval set, from the discordance McNemar's test saw for the chosen (or
     else the closest) recipe: the more items the two models disagree on, the noisier."""
     recipe, role = choice.named, "chosen" if choice.recipe else "closest"
+    if recipe is None:
+        return None
     n = table.at[recipe, ITEMS] if ITEMS in table else np.nan
     if not n > 0:
         return None

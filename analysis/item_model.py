@@ -1,11 +1,16 @@
-"""Item-level factor models: which compression factors, and which interactions, change quality
-and latency, when every configuration ran once.
+"""Factor models beside the per-job ANOVA: which compression factors, and which interactions,
+change quality and latency.
 
 A sweep without replicates has no residual to test interactions against in a per-run ANOVA;
-the evaluation items supply it. Every configuration answers the same items, so the per-item
-0/1 correctness is modelled by a binomial GEE with items as clusters (an item that is hard for
-one configuration is hard for all: exchangeable correlation, robust sandwich errors). Timing
-rounds are the replicates for latency."""
+for quality the evaluation items supply it. Every configuration answers the same items, so the
+per-item 0/1 correctness is modelled by a binomial GEE with items as clusters (an item that is
+hard for one configuration is hard for all: exchangeable correlation, robust sandwich errors).
+
+Timing rounds cannot play that part for latency: the rounds of one job share that job's state
+of the machine, so treating them as replicates would count drift between jobs as an effect of
+the factors. Latency is modelled as per-job paired summaries instead: each job's mean over its
+rounds of log(compressed ms / baseline ms), both timed in the same round (drift shared by the
+round cancels), with the job as the unit of replication."""
 
 from __future__ import annotations
 
@@ -52,9 +57,9 @@ class ItemModel:
         )
 
 
-def _terms(factors: list[str]) -> list[Term]:
-    """Main effects and all two-way interactions."""
-    return [(f,) for f in factors] + list(combinations(factors, 2))
+def _terms(factors: list[str], interactions: bool = True) -> list[Term]:
+    """Main effects and (unless told otherwise) all two-way interactions."""
+    return [(f,) for f in factors] + (list(combinations(factors, 2)) if interactions else [])
 
 
 def _prepare(
@@ -76,11 +81,12 @@ def _prepare(
 
 
 def _formula(
-    response: str, factors: list[str], names: dict[str, str], contrast: str
-) -> tuple[str, dict[str, str]]:
+    response: str, factors: list[str], names: dict[str, str], contrast: str,
+    interactions: bool = True,
+) -> tuple[str, dict[str, str]]:  # fmt: skip
     """``response ~ C(a) + C(b) + C(a):C(b)`` and the map of its terms to factor-named ones."""
     labels = {}
-    for term in _terms(factors):
+    for term in _terms(factors, interactions):
         formula_term = ":".join(f"C({names[f]}{contrast})" for f in term)
         labels[formula_term] = ":".join(f"C({f})" for f in term)
     return f"{response} ~ {' + '.join(labels)}", labels
@@ -108,18 +114,29 @@ def fit_item_model(
     return ItemModel(model.fit(), formula, list(factors), labels)
 
 
-def latency_model(
-    long_timings: pd.DataFrame, factors: list[str], response: str = "ms"
-) -> pd.DataFrame:
-    """Type II ANOVA of OLS ``log(ms) ~ C(a) * C(b)``, one row per timing round: effects on
-    latency are multiplicative (a 2x speed-up, not "-3 ms"), and the log steadies the spread,
-    which grows with the latency."""
-    frame, names = _prepare(long_timings, factors, [response])
-    if not (frame[response] > 0).all():
-        raise AnalysisError(f"{response} must be positive")
-    frame["log_y_"] = np.log(frame.pop(response))
-    formula, labels = _formula("log_y_", factors, names, "")
-    fit = smf.ols(formula, data=frame).fit()
-    if fit.df_resid < 1:
-        raise AnalysisError("no residual degrees of freedom: time more rounds per configuration")
-    return anova_lm(fit, typ=2).rename(index=labels)
+def job_log_ratios(long_rounds: pd.DataFrame, factors: list[str], job: str = "job") -> pd.DataFrame:
+    """One row per job: its factor levels and ``log_ratio``, the mean over its timing rounds of
+    log(compressed ms / baseline ms)."""
+    missing = [c for c in (job, "baseline_ms", "compressed_ms") if c not in long_rounds]
+    if missing:
+        raise AnalysisError(f"columns missing from the rounds: {missing}")
+    if not (long_rounds[["baseline_ms", "compressed_ms"]] > 0).all().all():
+        raise AnalysisError("round times must be positive")
+    ratios = np.log(long_rounds["compressed_ms"] / long_rounds["baseline_ms"])
+    per_job = long_rounds.assign(log_ratio=ratios).groupby(job, sort=False)
+    return per_job[factors].first().assign(log_ratio=per_job["log_ratio"].mean()).reset_index()
+
+
+def latency_model(long_rounds: pd.DataFrame, factors: list[str], job: str = "job") -> pd.DataFrame:
+    """Type II ANOVA of OLS ``log_ratio ~ C(a) * C(b)`` over jobs (``job_log_ratios``): effects
+    on latency are multiplicative, and the paired ratio cancels what a round shares. With no
+    recipe run twice the interactions leave no residual; then main effects only are fitted
+    (the interactions pooled into the residual), and the table has no interaction rows."""
+    jobs = job_log_ratios(long_rounds, factors, job)
+    frame, names = _prepare(jobs, factors, ["log_ratio"])
+    for interactions in (True, False):
+        formula, labels = _formula("log_ratio", factors, names, "", interactions)
+        fit = smf.ols(formula, data=frame).fit()
+        if fit.df_resid >= 1:
+            return anova_lm(fit, typ=2).rename(index=labels)
+    raise AnalysisError("no residual degrees of freedom: run more jobs (another seed) per recipe")

@@ -92,10 +92,10 @@ def correctness(outcomes: Outcomes, ok: pd.DataFrame, factors: list[str]) -> pd.
 
 
 def timings(outcomes: Outcomes, ok: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
-    """One row per timing round and job: ``job``, the factors, ``round`` and ``ms`` (the
-    compressed model's time in that round)."""
+    """One row per timing round and job: ``job``, the factors, ``round``, ``baseline_ms`` and
+    ``compressed_ms`` (both models' times in that round)."""
     long = long_table(outcomes.rounds, ok, factors)
-    return long.rename(columns={"compressed_ms": "ms"})[["job", *factors, "round", "ms"]]
+    return long[["job", *factors, "round", "baseline_ms", "compressed_ms"]]
 
 
 def side(items: pd.DataFrame, model: str) -> pd.DataFrame:

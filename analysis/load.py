@@ -27,6 +27,8 @@ NOT_METRICS = ("status", "error", "factors", "overrides", "config", "traceback")
 MISSING_REASON = f"no {RECORD}: the job was killed or never ran"
 # Statuses of the jobs left out of the analysis, in the order reports list them.
 EXCLUDED = ("failed", "missing", "corrupt")
+# Keys that repeat a recipe rather than change it: jobs differing only in them are its runs.
+REPLICATE_KEYS = ("seed",)
 
 
 @dataclass
@@ -41,13 +43,18 @@ class Runs:
 
     @property
     def factors(self) -> list[str]:
-        """Overridden keys whose level varies across the successful jobs."""
+        """Overridden keys whose level varies across the successful jobs (replicate keys,
+        ``seed``, excepted: they make runs of one recipe)."""
+        return [key for key in self.varying if key not in REPLICATE_KEYS]
+
+    @property
+    def varying(self) -> list[str]:
         return [key for key in self.keys if self.ok[key].map(level_label).nunique() > 1]
 
     @property
     def fixed(self) -> dict[str, Any]:
-        factors = self.factors
-        return {key: self.ok[key].iloc[0] for key in self.keys if key not in factors}
+        varying = self.varying
+        return {key: self.ok[key].iloc[0] for key in self.keys if key not in varying}
 
 
 def level_label(value: Any) -> str:

@@ -14,7 +14,12 @@ QUALITY = "compressed.quality."
 LATENCY = "compressed.speed.p50_ms"
 SIZE = "compressed.size.disk_bytes"
 SHORTHANDS = {"latency": LATENCY, "size": SIZE}
-LABELS = {LATENCY: "latency p50 (ms)", SIZE: "size on disk (bytes)"}
+# Generation's ``bleu`` is corpus BLEU; its paired interval is of sentence BLEU (comparison).
+LABELS = {
+    LATENCY: "latency p50 (ms)",
+    SIZE: "size on disk (bytes)",
+    f"{QUALITY}bleu": "corpus BLEU",
+}
 # What every task declares it reports (compress.config.task), by metric name; headline first.
 _TASKS = schema_types("task")
 METRICS: dict[str, QualityMetric] = {m.name: m for t in _TASKS for m in t.QUALITY_METRICS}

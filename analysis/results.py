@@ -13,6 +13,7 @@ from analysis.comparison import Conclusions, conclude
 from analysis.item_tests import ItemTest, item_tests
 from analysis.items import Outcomes, load_outcomes
 from analysis.load import Runs, load_runs
+from analysis.pairing import check_pairing
 from analysis.pareto import best_recipe, recipes
 from analysis.responses import QUALITY, default_responses, quality_metric, resolve
 
@@ -43,6 +44,7 @@ class Results:
 
 def analyse(options: Options) -> Results:
     runs = load_runs(options.paths, options.strict)
+    check_pairing(runs)
     columns = runs.table.columns
     responses = [resolve(n, columns) for n in options.responses] or default_responses(columns)
     if not responses:

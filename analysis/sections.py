@@ -11,24 +11,27 @@ from analysis import item_plots
 from analysis.comparison import (
     DELTA,
     DROP_HIGH,
+    FASTER,
+    FLIPS,
     HOLM,
     LATENCY_MS,
     POWER,
     RUNS,
     SIZE_MB,
     SPEED,
+    UNCHANGED,
     Conclusions,
     P,
-    per_job,
 )
 from analysis.item_tests import term_name
 from analysis.items import by_recipe
 from analysis.load import level_label
 from analysis.pareto import TOLERANCE, recipe_labels
 from analysis.render import Block, Bullets, Heading, Image, Table, Text
+from analysis.replicates import replicate_note
 from analysis.responses import label
 from analysis.results import Options, Results
-from analysis.summary import constraint, formatted
+from analysis.summary import constraint, formatted, procedure
 
 PRUNE, PRUNE_METHOD = "prune", "prune_method"
 UNAVAILABLE = (
@@ -56,62 +59,81 @@ def _within(bound: float, max_drop: float) -> str:
     return "yes" if bound <= max_drop + TOLERANCE else "no"
 
 
+def _yes(flags: pd.Series) -> pd.Series:
+    return flags.map(lambda flag: "" if pd.isna(flag) else ("yes" if flag else "no"))
+
+
 def recipe_frame(conclusions: Conclusions, max_drop: float) -> pd.DataFrame:
-    """The baseline, then one row per recipe, as the report shows them."""
+    """The baseline, then one row per recipe, fastest first, as the report shows them."""
     rows = pd.concat([conclusions.baseline.to_frame().T, conclusions.table])
     headline = conclusions.headline
-    ci = f" [{conclusions.confidence:.0%} CI]" if conclusions.intervals else ""
+
+    def ci(columns: tuple[str, str, str]) -> str:
+        bounded = columns[1] in rows and rows[columns[1]].notna().any()
+        return f" [{conclusions.confidence:.0%} CI]" if bounded else ""
+
     frame = rows[[RUNS, SIZE_MB, LATENCY_MS]].copy()
-    frame[f"latency ratio{ci}"] = _interval_cells(rows, SPEED, ".2f")
+    frame[f"latency ratio{ci(SPEED)}"] = _interval_cells(rows, SPEED, ".2f")
+    frame[FASTER] = _yes(rows[FASTER])
     if headline is not None:
         frame[label(headline.column)] = rows[headline.column]
         fmt = ".3f" if headline.ratio else "+.3f"
-        frame[f"{headline.name}{ci}"] = _interval_cells(rows, DELTA, fmt)
+        frame[f"{headline.name}{ci(DELTA)}"] = _interval_cells(rows, DELTA, fmt)
         if rows[P].notna().any():
-            frame[[P, HOLM]] = rows[[P, HOLM]]
+            frame[[FLIPS, P, HOLM]] = rows[[FLIPS, P, HOLM]]
         if rows[DROP_HIGH].notna().any():
             frame["within the limit"] = rows[DROP_HIGH].map(lambda b: _within(b, max_drop))
+    unchanged = rows[UNCHANGED].eq(True)
+    if unchanged.any():
+        frame["note"] = unchanged.map({True: "the baseline: nothing changed", False: ""})
     frame.index.name = "recipe"
     return frame
 
 
 def _tests_notes(conclusions: Conclusions, ci: str, max_drop: float) -> list[str]:
-    table, notes = conclusions.table, []
+    table, notes, headline = conclusions.table, [], conclusions.headline
     if table[P].notna().any():
         notes.append(
             "McNemar p: exact test of the items only one of the recipe and the baseline gets "
             f"right. Holm p adjusts it for the family of all {table[P].notna().sum()} recipes "
-            "compared with the baseline in this report."
+            "compared with the baseline in this report. Flips: the share of items whose "
+            "correctness changed, (b + c) / n: a recipe can keep its accuracy while changing "
+            "many answers. Of a recipe that ran more than once: the largest p and the mean "
+            "flips of its runs."
         )
     if table[DROP_HIGH].notna().any():
-        limit = constraint(conclusions.headline.column, max_drop)
+        limit = constraint(headline.column, max_drop, headline.tested)
         notes.append(
             f"Within the limit: {limit} vs the baseline even at the upper bound of the {ci}."
         )
     return notes
 
 
-def _recipe_notes(conclusions: Conclusions, options: Options) -> list[str]:
+def _recipe_notes(conclusions: Conclusions, results: Results, options: Options) -> list[str]:
     table, ci = conclusions.table, f"{conclusions.confidence:.0%} CI"
     notes = [
         f"The first row is the uncompressed baseline, averaged over the "
-        f"{int(conclusions.baseline[RUNS])} jobs that each measured it anew."
+        f"{int(conclusions.baseline[RUNS])} jobs that each measured it anew. Recipes follow, "
+        "ranked by their paired latency ratio (compressed / baseline ms, timed in the same "
+        "rounds; the geometric mean over a recipe's runs); faster: its interval lies below 1."
     ]
     if conclusions.intervals:
         notes.append(
-            f"Intervals are the {ci}s each job recorded: paired bootstraps over the evaluation "
-            "items (quality) and over the timing rounds (latency ratio)."
+            f"Intervals are {ci}s of paired comparisons on the same items and rounds: accuracy "
+            "by Tango's score interval on the discordant items, F1, ROC-AUC and BLEU by paired "
+            "bootstraps over items, perplexity over non-overlapping blocks of windows, the "
+            "latency ratio over a run's timing rounds (or, for several runs, over the runs)."
         )
     if conclusions.headline is not None:
         notes += _tests_notes(conclusions, ci, options.max_quality_drop)
-    replicated = int((table[RUNS] > 1).sum())
-    if replicated:
-        values = "values and bounds" if conclusions.intervals else "values"
-        tested = P in table and table[P].notna().any()
+    if table[UNCHANGED].any():
         notes.append(
-            f"{replicated} of {len(table)} recipes ran more than once: their {values} are means "
-            "over their runs" + (", their McNemar p the largest of their runs." if tested else ".")
+            "A recipe that changes nothing (nothing pruned, fp32, no recovery, the torch "
+            "backend) is the baseline under another name: it is never recommended."
         )
+    if conclusions.choice is not None:
+        notes.append(procedure(conclusions.choice))
+    notes.append(replicate_note(results.runs, results.outcomes))
     return notes
 
 
@@ -133,7 +155,8 @@ def recipes_section(results: Results, options: Options) -> list[Block]:
     ]
     if not conclusions.intervals:
         blocks.append(Text(UNAVAILABLE))
-    notes = [*_recipe_notes(conclusions, options), _power_note(conclusions, options.alpha)]
+    notes = [*_recipe_notes(conclusions, results, options),
+             _power_note(conclusions, options.alpha)]  # fmt: skip
     blocks.append(Bullets([note for note in notes if note]))
     unreadable = results.outcomes.unreadable
     if unreadable:
@@ -170,8 +193,8 @@ def _classification_figures(results: Results, out: Path) -> list[Block]:
 
 def _breaking_curves(results: Results) -> pd.DataFrame | None:
     """The quality comparison (delta or ratio) and its bounds per prune method, setting of the
-    other factors and pruned fraction, replicates averaged; None unless ``prune`` is a numeric
-    factor."""
+    other factors and pruned fraction, as the recipe table pooled them over runs; None unless
+    ``prune`` is a numeric factor."""
     runs, headline, ok = results.runs, results.conclusions.headline, results.runs.ok
     if PRUNE not in runs.factors or headline is None:
         return None
@@ -183,9 +206,12 @@ def _breaking_curves(results: Results) -> pd.DataFrame | None:
         ok[PRUNE_METHOD].map(lambda m: f"{PRUNE_METHOD}={level_label(m)}") if by_method else ""
     )
     others = [f for f in runs.factors if f not in (PRUNE, PRUNE_METHOD)]
-    curves = per_job(ok, headline)[list(DELTA)].set_axis(["delta", "low", "high"], axis=1)
-    curves = curves.assign(method=methods, line=recipe_labels(ok, others), prune=prune)
-    return curves.groupby(["method", "line", "prune"], sort=False).mean().reset_index()
+    recipes = pd.DataFrame(
+        {"recipe": recipe_labels(ok, runs.factors), "method": methods,
+         "line": recipe_labels(ok, others), "prune": prune}
+    ).drop_duplicates("recipe")  # fmt: skip
+    pooled = results.conclusions.table[list(DELTA)].set_axis(["delta", "low", "high"], axis=1)
+    return recipes.join(pooled, on="recipe").drop(columns="recipe").reset_index(drop=True)
 
 
 def _breaking_points(results: Results, options: Options, out: Path) -> list[Block]:

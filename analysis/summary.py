@@ -5,12 +5,23 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.anova import Anova
-from analysis.comparison import DELTA, DROP_HIGH, POWER, RUNS, SIZE_RATIO, SPEED, Conclusions
+from analysis.comparison import (
+    DELTA,
+    DROP_HIGH,
+    ONE_SIDED,
+    POWER,
+    RUNS,
+    SIZE_RATIO,
+    SPEED,
+    Choice,
+    Conclusions,
+)
 from analysis.item_tests import ItemTest
 from analysis.load import EXCLUDED
 from analysis.pareto import DROP
 from analysis.responses import higher_is_better, label
 from analysis.results import Options, Results
+from compress.stats.multiplicity import PROCEDURE
 
 RATIOS = {"ratios.disk_bytes": "size", "ratios.latency_p50": "latency p50"}
 
@@ -35,8 +46,9 @@ def _verdict(anova: Anova, alpha: float, test: ItemTest | None) -> str:
         if test is None or test.table is None:
             return f"{response_name(anova)}: not tested per job (see its section)"
         found = [f"{t} ({_p_text(p)})" for t, p in test.p_values().items() if p < alpha]
-        item = "item" if anova.response.startswith("compressed.quality") else "round"
-        return (f"{response_name(anova)} ({item}-level model): "
+        quality = anova.response.startswith("compressed.quality")
+        model = "item-level model" if quality else "job-level paired model"
+        return (f"{response_name(anova)} ({model}): "
                 f"{', '.join(found) or 'no significant factor'}")  # fmt: skip
     names = {t: " = ".join([t, *aliases]) for t, aliases in anova.aliases.items()}
     significant = [
@@ -45,10 +57,13 @@ def _verdict(anova: Anova, alpha: float, test: ItemTest | None) -> str:
     return f"{response_name(anova)}: {', '.join(significant) or 'no significant factor'}"
 
 
-def constraint(quality: str, max_drop: float) -> str:
+def constraint(quality: str, max_drop: float, name: str | None = None) -> str:
+    """``accuracy drops by at most 0.01``; ``name``: the metric tested, where it is not the
+    column's own (sentence-BLEU beside corpus BLEU)."""
+    name = name or label(quality)
     if higher_is_better(quality):
-        return f"{label(quality)} drops by at most {max_drop:g}"
-    return f"{label(quality)} rises by at most {max_drop * 100:g}%"
+        return f"{name} drops by at most {max_drop:g}"
+    return f"{name} rises by at most {max_drop * 100:g}%"
 
 
 def _point_best(results: Results, max_drop: float) -> str:
@@ -101,23 +116,44 @@ def _figures(row: pd.Series, conclusions: Conclusions) -> str:
             latency += f" [{row[SPEED[1]]:.2f}, {row[SPEED[2]]:.2f}]"
         text += f", {latency} the latency"
     runs = int(row[RUNS])
-    return text + (f" (means of its {runs} runs)" if runs > 1 else "")
+    return text + (f" (pooled over its {runs} runs)" if runs > 1 else "")
+
+
+def procedure(choice: Choice) -> str:
+    """How the best recipe was chosen, and the error rate of the claim."""
+    tested = len(choice.sequence)
+    if not tested:
+        return ""
+    stop = f", stopping at {choice.stopped_at}" if choice.stopped_at else ""
+    return (
+        f"Chosen by a {PROCEDURE} procedure: the {tested} recipe(s) faster than the baseline "
+        f"(latency interval below 1) were tested for non-inferiority from the slowest to the "
+        f"fastest at one-sided {ONE_SIDED:.1%} each{stop} ({choice.passed} passed); the "
+        f"family-wise error rate of these non-inferiority claims, this one included, is at "
+        f"most {ONE_SIDED:.1%}."
+    )
 
 
 def _non_inferior(conclusions: Conclusions, max_drop: float) -> str:
-    quality, choice = conclusions.headline.column, conclusions.choice
+    headline, choice = conclusions.headline, conclusions.choice
+    limit = constraint(headline.column, max_drop, headline.tested)
     bound = f"the upper bound of its {conclusions.confidence:.0%} CI"
     if choice.recipe is None:
+        if not choice.sequence:
+            return (
+                "No recipe that changes the model is provably faster than the baseline (none "
+                "has a latency interval below 1), so none is recommended."
+            )
         upper = conclusions.table.at[choice.closest, DROP_HIGH]
         return (
-            f"No recipe provably meets the constraint ({constraint(quality, max_drop)} vs the "
-            f"baseline, at {bound}); the closest is {choice.closest}, whose drop is at most "
-            f"{_amount(quality, upper)} at that bound."
+            f"No recipe provably meets the constraint ({limit} vs the baseline, at {bound}); "
+            f"the closest is {choice.closest}, whose drop is at most "
+            f"{_amount(headline.column, upper)} at that bound. {procedure(choice)}"
         )
     row = conclusions.table.loc[choice.recipe]
     return (
-        f"The fastest recipe whose {constraint(quality, max_drop)} vs the baseline even at "
-        f"{bound} (non-inferiority) is {choice.recipe}: {_figures(row, conclusions)}."
+        f"The fastest recipe whose {limit} vs the baseline even at {bound} (non-inferiority) "
+        f"is {choice.recipe}: {_figures(row, conclusions)}. {procedure(choice)}"
     )
 
 

@@ -181,6 +181,7 @@ class JobRecord:
     baseline: Side | None = None
     compressed: Side | None = None
     ratios: dict | None = None
+    pairing: dict | None = None  # the baseline's cache key and the eval items' fingerprint
     notes: list[str] | None = None
     traceback: str | None = None
     finished_at: str | None = None

@@ -138,6 +138,11 @@ def _set_up_process(config: Config) -> int:
     return threads
 
 
+def _pairing(baseline_key: str, fingerprint: str, seed: int) -> dict:
+    """What makes two records pairable: the same baseline, the same evaluation items."""
+    return {"baseline_key": baseline_key, "eval_fingerprint": fingerprint, "seed": seed}
+
+
 def _compress_and_measure(config: Config, record: JobRecord, output_dir: Path) -> None:
     """Fill ``record``'s measurement sections; ``timing.overhead_s`` is what preparing took
     (the baseline trained or loaded)."""
@@ -166,9 +171,11 @@ def _compress_and_measure(config: Config, record: JobRecord, output_dir: Path) -
     if not config.keep_artifact:
         shutil.rmtree(artifact_dir)
     record.ratios = ratios(record.baseline, record.compressed, quality_metrics(prepared.task))
-    record.ratios |= paired_outcomes(
+    comparison, fingerprint = paired_outcomes(
         prepared.task, outputs, info["outputs"], measured, output_dir, config.seed
     )
+    record.ratios |= comparison
+    record.pairing = _pairing(prepared.baseline.folder.name, fingerprint, config.seed)
     load_average = record.environment["hardware"]["load_average_1m"]
     record.notes = _notes(config, record.compression, info["training"], load_average, threads)
 

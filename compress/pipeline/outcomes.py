@@ -12,6 +12,7 @@ for classification). Each interval states its ``n`` and ``method``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -23,9 +24,9 @@ from compress.tasks.base import Task
 
 
 def timing_rounds(baseline_speed: dict, compressed_speed: dict) -> pd.DataFrame | None:
-    """The timed samples by round: sample ``i`` of both models was taken in round ``i``. None
-    when the two hold different numbers of samples (speculative decoding drafts a varying
-    number of tokens per step): then there are no rounds to pair."""
+    """The timed samples by round: sample ``i`` of both models was taken in round ``i``, one
+    call each (a forward pass; for causal LMs a ``generate`` call, by its median token time).
+    None when the two hold different numbers of samples: then there are no rounds to pair."""
     baseline, compressed = baseline_speed["samples_ms"], compressed_speed["samples_ms"]
     if len(baseline) != len(compressed):
         return None
@@ -47,10 +48,19 @@ def timing_intervals(rounds: pd.DataFrame, seed: int) -> dict[str, dict]:
     return {"latency_p50": latency.to_dict(), "throughput": throughput.to_dict()}
 
 
+def eval_fingerprint(items: pd.DataFrame) -> str:
+    """What identifies the evaluation set in an item table, hashed: the item ids and, where the
+    task has them, the labels (classification) or the scored tokens of each window (language
+    modelling). The analysis pairs records only when theirs agree."""
+    columns = [column for column in ("item", "label", "tokens") if column in items]
+    return hashlib.sha256(items[columns].to_csv(index=False).encode()).hexdigest()[:16]
+
+
 def paired_outcomes(
     task: Task, outputs: dict, reference: dict, measured: dict[str, Side], folder: Path, seed: int
-) -> dict:
-    """Write the item and round tables into ``folder``; returns ``intervals`` and ``tests``."""
+) -> tuple[dict, str]:
+    """Write the item and round tables into ``folder``; returns ``intervals`` and ``tests``,
+    and the evaluation set's fingerprint."""
     items = task.item_outcomes(outputs, reference)
     rounds = timing_rounds(measured["baseline"].speed, measured["compressed"].speed)
     write_table_atomic(folder / ITEMS, items)
@@ -58,4 +68,4 @@ def paired_outcomes(
     if rounds is not None:
         write_table_atomic(folder / ROUNDS, rounds)
         intervals |= timing_intervals(rounds, seed)
-    return {"intervals": intervals, "tests": tests}
+    return {"intervals": intervals, "tests": tests}, eval_fingerprint(items)

@@ -40,6 +40,7 @@ def pruned_model_key(config: Config, baseline: Baseline) -> str:
         "schedule": asdict(config.schedule),
         "recovery": asdict(config.recovery),
         "qat": isinstance(config.quant, Int8QATConfig),
+        "seed": config.seed,  # the job seeds torch before pruning: its runs must not share one
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -51,7 +51,8 @@ class Interval:
         return bool(self.low <= value <= self.high)
 
 
-def _paired(baseline: ArrayLike, compressed: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def paired_values(baseline: ArrayLike, compressed: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Two finite 1-D float arrays of equal length (at least 2), or a ValueError saying why."""
     b = np.asarray(baseline, dtype=float)
     c = np.asarray(compressed, dtype=float)
     if b.ndim != 1 or b.shape != c.shape:
@@ -102,6 +103,27 @@ def _method(what: str, resamples: int, seed: int) -> str:
     return f"paired bootstrap of {what}, percentile, {resamples} resamples, seed {seed}"
 
 
+def joint_bootstrap(
+    columns: tuple[np.ndarray, ...],
+    difference: Callable[..., np.ndarray],
+    what: str,
+    resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> Interval:
+    """Interval of ``difference(*columns)`` over items, resampling item indices jointly for
+    every column: ``difference`` maps (batch, n) arrays to (batch,) values (a metric of the
+    compressed model minus that of the baseline). Replicates where the metric is undefined
+    (NaN: a resample without a class) are left out."""
+    n = len(columns[0])
+    if n < 2 or any(len(column) != n for column in columns):
+        raise ValueError("need at least 2 items and columns of equal length")
+    estimate = float(difference(*(column[None] for column in columns))[0])
+    reps = _replicates(columns, difference, resamples, seed)
+    return _percentile(estimate, reps[~np.isnan(reps)], n, _method(what, resamples, seed),
+                       confidence)  # fmt: skip
+
+
 def paired_bootstrap(
     baseline: ArrayLike,
     compressed: ArrayLike,
@@ -112,7 +134,7 @@ def paired_bootstrap(
 ) -> Interval:
     """Interval of statistic(compressed) - statistic(baseline) over items (e.g. the accuracy
     difference from per-item 0/1 correctness), resampling item indices jointly."""
-    b, c = _paired(baseline, compressed)
+    b, c = paired_values(baseline, compressed)
     fn, name = _reducer(statistic)
     estimate = fn(c, axis=-1) - fn(b, axis=-1)
     reps = _replicates((b, c), lambda rb, rc: fn(rc, axis=-1) - fn(rb, axis=-1), resamples, seed)
@@ -132,7 +154,7 @@ def paired_ratio_bootstrap(
     measurement round (sample i of both came from round i), resampling rounds jointly so that
     drift shared by a round (thermal state, background load) cancels. Pass latencies for the
     latency ratio, throughputs for the speed-up."""
-    b, c = _paired(baseline_samples, compressed_samples)
+    b, c = paired_values(baseline_samples, compressed_samples)
     if (b <= 0).any() or (c <= 0).any():
         raise ValueError("timing samples must be positive")
     fn, name = _reducer(statistic)
@@ -140,32 +162,6 @@ def paired_ratio_bootstrap(
     reps = _replicates((b, c), lambda rb, rc: fn(rc, axis=-1) / fn(rb, axis=-1), resamples, seed)
     what = f"{name}(compressed) / {name}(baseline)"
     return _percentile(estimate, reps, len(b), _method(what, resamples, seed), confidence)
-
-
-def paired_bootstrap_weighted(
-    baseline_sums: ArrayLike,
-    compressed_sums: ArrayLike,
-    weights: ArrayLike,
-    resamples: int = 2000,
-    seed: int = 0,
-    confidence: float = 0.95,
-) -> Interval:
-    """Interval of the difference in mean NLL per token, compressed - baseline, from per-document
-    (or per-window) summed NLLs and token counts; exp() of it is the perplexity ratio.
-
-    Documents are resampled whole, and NLL per token is recomputed on each resample as
-    sum(nll) / sum(tokens) (a ratio estimator): averaging per-document means instead would
-    weight a 10-token document like a 1000-token one. Both models score the same tokens, so
-    the difference is sum(compressed - baseline) / sum(tokens)."""
-    b, c = _paired(baseline_sums, compressed_sums)
-    w = np.asarray(weights, dtype=float)
-    if w.shape != b.shape or not (w > 0).all():
-        raise ValueError("weights must be positive token counts, one per document")
-    diff = c - b
-    reps = _replicates((diff, w), lambda rd, rw: rd.sum(-1) / rw.sum(-1), resamples, seed)
-    what = "NLL per token, compressed - baseline"
-    method = _method(what, resamples, seed)
-    return _percentile(diff.sum() / w.sum(), reps, len(b), method, confidence)
 
 
 def _correctness(values: ArrayLike) -> np.ndarray:
@@ -178,7 +174,9 @@ def _correctness(values: ArrayLike) -> np.ndarray:
 def mcnemar_exact(baseline_correct: ArrayLike, compressed_correct: ArrayLike) -> dict:
     """McNemar's exact test: did compression change accuracy on these items? Only discordant
     items carry information; under no change each is equally likely to go either way, so the
-    p-value is an exact two-sided binomial test of b against b + c with p = 1/2."""
+    p-value is an exact two-sided binomial test of b against b + c with p = 1/2. ``flips`` is
+    the share of items whose correctness changed, (b + c) / n (Dutta et al. 2024): a recipe
+    can keep its accuracy while changing many answers."""
     base = _correctness(baseline_correct)
     comp = _correctness(compressed_correct)
     if base.ndim != 1 or base.shape != comp.shape:
@@ -191,6 +189,7 @@ def mcnemar_exact(baseline_correct: ArrayLike, compressed_correct: ArrayLike) ->
         "c": c,
         "discordant": b + c,
         "n": len(base),
+        "flips": (b + c) / len(base),
         "p_value": float(mcnemar(table, exact=True).pvalue),
         "method": "McNemar exact (two-sided binomial test on the discordant pairs)",
     }

@@ -29,13 +29,15 @@ from compress.tasks.base import Bench, Runners, Speeds
 
 Inputs = dict[str, torch.Tensor]
 
-# Settings that change how a model is timed or calibrated, never the baseline or its quality.
+# Settings that change how a model is timed, calibrated or compared, never the baseline or its
+# quality.
 _NOT_BASELINE = (
     "decoding",
     "speed_new_tokens",
     "memory_batch_sizes",
     "calibration_length",
     "calibration_batch_size",
+    "block_tokens",
 )
 _NO_TRAINING = {
     "steps": 0,

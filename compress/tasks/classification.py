@@ -28,8 +28,12 @@ from compress.data.tables import data_identity, load_data
 from compress.measure.latency import interleaved_latency
 from compress.measure.quality import classification_quality
 from compress.recovery.training import train_steps
-from compress.stats.paired import mcnemar_exact, paired_bootstrap
+from compress.stats.paired import mcnemar_exact
+from compress.stats.proportions import paired_proportion_difference
+from compress.stats.scores import paired_f1_difference, paired_roc_auc_difference
 from compress.tasks.base import Bench, Runners, Speeds, build_task
+
+SIDES = ("baseline", "compressed")
 
 
 class ClassificationTask:
@@ -165,14 +169,25 @@ class ClassificationTask:
         return items
 
     def paired_quality(self, items: pd.DataFrame) -> tuple[dict, dict]:
-        """The accuracy difference with its paired-bootstrap interval, and McNemar's exact
-        test on the items one model gets right and the other wrong."""
-        baseline = items["baseline_prediction"] == items["label"]
-        compressed = items["compressed_prediction"] == items["label"]
-        interval = paired_bootstrap(baseline, compressed, seed=self.config.split_seed)
-        return {"accuracy_delta": interval.to_dict()}, {
-            "mcnemar": mcnemar_exact(baseline, compressed)
+        """Paired intervals of every declared metric's difference: accuracy by Tango's score
+        interval, F1 and ROC-AUC by a paired bootstrap over items (ROC-AUC only where every
+        class is present); McNemar's exact test on the items one model gets right and the
+        other wrong, with the share of such items (flips)."""
+        labels = items["label"].to_numpy()
+        predictions = {side: items[f"{side}_prediction"].to_numpy() for side in SIDES}
+        baseline, compressed = (predictions[side] == labels for side in SIDES)
+        classes = sum(c.startswith("baseline_score_") for c in items.columns)
+        seed = self.config.split_seed
+        intervals = {
+            "accuracy_delta": paired_proportion_difference(baseline, compressed),
+            "f1_delta": paired_f1_difference(labels, *predictions.values(), classes, seed=seed),
         }
+        if len(np.unique(labels)) == classes:
+            scores = [items[[f"{side}_score_{k}" for k in range(classes)]].to_numpy()
+                      for side in SIDES]  # fmt: skip
+            intervals["roc_auc_delta"] = paired_roc_auc_difference(labels, *scores, seed=seed)
+        tests = {"mcnemar": mcnemar_exact(baseline, compressed)}
+        return {key: interval.to_dict() for key, interval in intervals.items()}, tests
 
     def _speed_batches(self, tokenizer: PreTrainedTokenizerBase, size: int, bench: Bench) -> list:
         """``lengths=fixed``: one batch of held-out texts padded or cut to ``bench.seq_len``;

@@ -122,17 +122,19 @@ class GenerationTask(CausalLMTask):
         return items
 
     def paired_quality(self, items: pd.DataFrame) -> tuple[dict, dict]:
-        """Differences of mean sentence BLEU and ROUGE-L with paired-bootstrap intervals over
-        prompts (corpus BLEU, in ``ratios.bleu_delta``, has no per-prompt form: its interval is
-        ``sentence_bleu_delta``)."""
+        """Differences of mean sentence-BLEU and ROUGE-L with paired-bootstrap intervals over
+        prompts, each method naming its metric (corpus BLEU, in ``ratios.bleu_delta``, has no
+        per-prompt form: the interval, and any test on it, is of sentence-BLEU)."""
         seed = self.config.split_seed
-        names = {"bleu": "sentence_bleu_delta", "rougeL": "rougeL_delta"}
-        return {
-            names[metric]: paired_bootstrap(
+        names = {"bleu": ("sentence_bleu_delta", "sentence-BLEU"),
+                 "rougeL": ("rougeL_delta", "ROUGE-L")}  # fmt: skip
+        intervals = {}
+        for metric, (key, name) in names.items():
+            interval = paired_bootstrap(
                 items[f"baseline_{metric}"], items[f"compressed_{metric}"], seed=seed
-            ).to_dict()
-            for metric in ("bleu", "rougeL")
-        }, {}
+            )
+            intervals[key] = interval.to_dict() | {"method": f"{name}: {interval.method}"}
+        return intervals, {}
 
 
 @build_task.register(GenerationTaskConfig)

@@ -15,7 +15,8 @@ from transformers import PreTrainedTokenizerBase
 from compress.config.task import LanguageModelingTaskConfig
 from compress.data.texts import LMText, lm_text
 from compress.measure.perplexity import perplexity
-from compress.stats.paired import Interval, paired_bootstrap_weighted
+from compress.stats.blocks import paired_block_interval
+from compress.stats.paired import Interval
 from compress.tasks.base import build_task
 from compress.tasks.causal_lm import CausalLMTask, token_ids
 
@@ -70,11 +71,13 @@ class LanguageModelingTask(CausalLMTask):
         })  # fmt: skip
 
     def paired_quality(self, items: pd.DataFrame) -> tuple[dict, dict]:
-        """The perplexity ratio with a paired-bootstrap interval over windows: exp() of the
-        interval of the NLL-per-token difference."""
-        nll = paired_bootstrap_weighted(
+        """The perplexity ratio with its interval over non-overlapping blocks of consecutive
+        windows (``task.block_tokens`` scored tokens each): exp() of the interval of the
+        NLL-per-token difference. Neighbouring windows share context, so blocks, not windows,
+        are the independent units; the interval's ``n`` counts them."""
+        nll = paired_block_interval(
             items["baseline_nll"], items["compressed_nll"], items["tokens"],
-            seed=self.config.split_seed,
+            self.config.block_tokens,
         )  # fmt: skip
         ratio = Interval(math.exp(nll.estimate), math.exp(nll.low), math.exp(nll.high), nll.n,
                          f"exp() of the {nll.method}", nll.confidence)  # fmt: skip

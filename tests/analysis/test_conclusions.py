@@ -13,16 +13,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from statsmodels.stats.multitest import multipletests
+from scipy import stats
 
 from analysis.cli import main
 from analysis.comparison import (
+    DISCORDANT,
     DROP_HIGH,
+    FASTER,
+    FLIPS,
     HOLM,
     ITEMS,
     LATENCY_MS,
     RUNS,
     SPEED,
+    UNCHANGED,
     Choice,
     P,
     conclude,
@@ -38,6 +42,7 @@ from analysis.results import Options, Results, analyse
 from analysis.sections import item_model_blocks
 from analysis.summary import power_warning, summary
 from compress.stats.paired import min_detectable_difference
+from compress.stats.proportions import tango_interval
 from tests.analysis.records import paired_job, write_sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -84,10 +89,18 @@ def report(sweep: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
 def test_recipe_table_has_intervals_and_holm_adjusted_p_values(results: Results):
     table = results.conclusions.table
     assert len(table) == 6 and table[P].notna().all()
-    expected = multipletests(table[P].to_numpy(), method="holm")[1]
+    p = table[P].to_numpy()  # Holm by hand: step down, (K - rank) p, running maximum, cap 1
+    order = np.argsort(p)
+    stepped = np.minimum(1, np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]))
+    expected = np.empty_like(p)
+    expected[order] = stepped
     np.testing.assert_allclose(table[HOLM].to_numpy(), expected, rtol=1e-12)
     flagged = table.index[table[HOLM] < 0.05].tolist()
-    assert flagged == ["prune=0.6, quant=fp32", "prune=0.6, quant=int8"]
+    assert sorted(flagged) == ["prune=0.6, quant=fp32", "prune=0.6, quant=int8"]
+    assert table[SPEED[0]].is_monotonic_increasing  # ranked by the paired latency ratio
+    assert table[FASTER].tolist() == [True] * 3 + [False] * 3
+    assert table.loc["prune=0, quant=fp32", UNCHANGED] and table[UNCHANGED].sum() == 1
+    assert (table[FLIPS] == table[DISCORDANT] / table[ITEMS]).all()
     assert (table["delta low"] <= table["delta"]).all() and (
         table["delta"] <= table["delta high"]
     ).all()
@@ -95,12 +108,33 @@ def test_recipe_table_has_intervals_and_holm_adjusted_p_values(results: Results)
     assert table[ITEMS].eq(200).all()
 
 
-def test_a_replicated_recipe_shows_the_means_of_its_runs(results: Results):
+def _discordant(items: pd.DataFrame) -> tuple[int, int]:
+    base = items["baseline_prediction"] == items["label"]
+    comp = items["compressed_prediction"] == items["label"]
+    return int((base & ~comp).sum()), int((~base & comp).sum())
+
+
+def test_a_replicated_recipe_pools_its_runs_instead_of_averaging_bounds(results: Results):
+    """Accuracy: Tango on the two runs' mean discordant counts over the same 200 items.
+    Latency: the geometric mean of the runs' ratios, t over their logs. Neither is the mean of
+    the runs' recorded bounds."""
     ok = results.runs.ok
     runs = ok[(ok["prune"] == 0.3) & (ok["quant"] == "int8")]
     row = results.conclusions.table.loc[REPLICATED]
     assert row[RUNS] == 2
-    assert row["delta high"] == pytest.approx(runs["ratios.intervals.accuracy_delta.high"].mean())
+    counts = np.array([_discordant(pd.read_parquet(Path(job) / "items.parquet"))
+                       for job in runs["job"]])  # fmt: skip
+    b, c = counts.mean(axis=0)
+    pooled = tango_interval(b, c, 200)
+    assert (row["delta"], row["delta low"], row["delta high"]) == pytest.approx(
+        (pooled.estimate, pooled.low, pooled.high)
+    )
+    averaged = runs["ratios.intervals.accuracy_delta.high"].mean()
+    assert row["delta high"] != pytest.approx(averaged, abs=1e-4)
+    logs = np.log(runs["ratios.latency_p50"].to_numpy())
+    t = stats.ttest_1samp(logs, 0).confidence_interval(0.95)
+    assert row[SPEED[0]] == pytest.approx(np.exp(logs.mean()))
+    assert (row[SPEED[1]], row[SPEED[2]]) == pytest.approx(np.exp([t.low, t.high]))
     assert row[LATENCY_MS] == pytest.approx(runs[LATENCY].mean())
     assert row[P] == runs["ratios.tests.mcnemar.p_value"].max()
 
@@ -109,26 +143,37 @@ def test_report_shows_the_recipe_table_first_with_its_family(report):
     out, _ = report
     text = (out / "report.md").read_text()
     assert text.index("## Recipes against the baseline") < text.index("## Runs")
-    header = ("| recipe | runs | size (MB) | latency p50 (ms) | latency ratio [95% CI] | accuracy "
-              "| Δ accuracy [95% CI] | McNemar p | Holm p | within the limit |")  # fmt: skip
+    header = ("| recipe | runs | size (MB) | latency p50 (ms) | latency ratio [95% CI] | faster "
+              "| accuracy | Δ accuracy [95% CI] | flips | McNemar p | Holm p | within the limit "
+              "| note |")  # fmt: skip
     assert f"{header}\n| --- " in text
-    assert re.search(r"\n\| baseline \| 7 \| 0\.001 \| [\d.]+ \| 1\.00 \| 0\.\d+ \|", text)
+    assert re.search(r"\n\| baseline \| 7 \| 0\.001 \| [\d.]+ \| 1\.00 \|  \| 0\.\d+ \|", text)
     interval = r"−0\.\d{3} \[−0\.\d{3}, −0\.\d{3}\]"
-    assert re.search(rf"\| prune=0\.6, quant=fp32 \| 1 \| .* \| {interval} \| .* \| no \|", text)
+    row = rf"\| prune=0\.6, quant=fp32 \| 1 \| .* \| no \| .* \| {interval} \| .* \| no \|  \|"
+    assert re.search(row, text)
+    assert re.search(r"\| prune=0, quant=fp32 \| .* \| the baseline: nothing changed \|", text)
     assert "Holm p adjusts it for the family of all 6 recipes compared with the baseline" in text
-    assert "1 of 6 recipes ran more than once: their values and bounds are means" in text
+    assert "1 of 6 recipes ran more than once" in text
+    assert "The runs of prune=0.3, quant=int8 answer some items differently" in text
+    assert "interval bounds are never averaged" in text
 
 
-def test_summary_gives_the_chosen_recipe_with_its_intervals(results: Results):
-    chosen = results.conclusions.choice.recipe
-    assert chosen.endswith("quant=int8")
+def test_summary_gives_the_chosen_recipe_with_its_intervals_and_procedure(results: Results):
+    """Faster recipes, slowest first: prune=0 and prune=0.3 (int8) pass at 0.06, prune=0.6
+    fails and ends the sequence: the fastest that passed is prune=0.3, quant=int8."""
+    choice = results.conclusions.choice
+    assert choice.recipe == REPLICATED and choice.passed == 2
+    assert choice.sequence[-1] == choice.stopped_at == "prune=0.6, quant=int8"
     text = summary(results, Options([], max_quality_drop=0.06))
     signed = r"[+−]0\.\d{3}"
     assert re.search(
         r"The fastest recipe whose accuracy drops by at most 0\.06 vs the baseline even at the "
-        rf"upper bound of its 95% CI \(non-inferiority\) is {re.escape(chosen)}: accuracy 0\.\d+ "
-        rf"\(Δ {signed}, 95% CI \[{signed}, {signed}\]\), 0\.25× the size, "
-        r"0\.\d\d× \[0\.\d\d, 0\.\d\d\] the latency",
+        rf"upper bound of its 95% CI \(non-inferiority\) is {re.escape(REPLICATED)}: accuracy "
+        rf"0\.\d+ \(Δ {signed}, 95% CI \[{signed}, {signed}\]\), 0\.25× the size, "
+        r"0\.\d\d× \[0\.\d\d, 0\.\d\d\] the latency \(pooled over its 2 runs\)\. "
+        r"Chosen by a fixed-sequence procedure: the 3 recipe\(s\) faster than the baseline "
+        r".* stopping at prune=0\.6, quant=int8 \(2 passed\); the family-wise error rate of "
+        r"these non-inferiority claims, this one included, is at most 2\.5%\.",
         text,
     )
     assert "Warning" not in text and "unavailable" not in text
@@ -164,33 +209,84 @@ def test_power_warning_when_the_limit_is_below_the_detectable_drop(results: Resu
     )
 
 
-def accuracy_runs(rows: dict[str, tuple[float, float, float, float]]) -> pd.DataFrame:
-    """quant level → (latency, delta, low, high) of one job; baseline accuracy 0.8."""
+def accuracy_runs(rows: dict[str, tuple[float, float, float, float, float]]) -> pd.DataFrame:
+    """quant level → (latency ratio, its interval's half width, delta, low, high) of one job;
+    baseline accuracy 0.8, latency 100 ms."""
     key = "ratios.intervals.accuracy_delta"
-    columns = [LATENCY, f"{key}.estimate", f"{key}.low", f"{key}.high"]
+    columns = ["ratio", "half", f"{key}.estimate", f"{key}.low", f"{key}.high"]
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
     frame = frame.rename_axis("quant").reset_index()
+    speed = {
+        LATENCY: 100 * frame["ratio"],
+        "ratios.latency_p50": frame["ratio"],
+        "ratios.intervals.latency_p50.estimate": frame["ratio"],
+        "ratios.intervals.latency_p50.low": frame["ratio"] - frame["half"],
+        "ratios.intervals.latency_p50.high": frame["ratio"] + frame["half"],
+    }
     baseline = {"baseline.quality.accuracy": 0.8, SIZE: 100.0}
-    return frame.assign(**{ACCURACY: 0.8 + frame[f"{key}.estimate"]}, **baseline)
+    frame = frame.assign(**{ACCURACY: 0.8 + frame[f"{key}.estimate"]}, **speed, **baseline)
+    return frame.drop(columns=["ratio", "half"])
+
+
+def _choose(ok: pd.DataFrame, max_drop: float, factors: tuple[str, ...] = ("quant",)) -> Choice:
+    return non_inferior(recipe_table(ok, list(factors), headline_of(ACCURACY, ok.columns)),
+                        max_drop)  # fmt: skip
 
 
 def test_non_inferiority_prefers_a_tight_interval_to_a_faster_point_estimate():
     ok = accuracy_runs({
-        "fp32": (100, 0.0, -0.002, 0.002),
-        "fp16": (80, -0.004, -0.008, 0.0),
-        "int8": (50, -0.002, -0.03, 0.026),  # fastest, best point estimate, too wide
+        "bf16": (1.0, 0.02, 0.0, -0.002, 0.002),  # not faster: never chosen
+        "fp16": (0.8, 0.02, -0.004, -0.008, 0.0),
+        "int8": (0.5, 0.02, -0.002, -0.03, 0.026),  # fastest, best point estimate, too wide
     })  # fmt: skip
     assert best_recipe(recipes(ok, ["quant"], ACCURACY), 0.01).name == "quant=int8"
     table = recipe_table(ok, ["quant"], headline_of(ACCURACY, ok.columns))
-    assert table[DROP_HIGH].tolist() == pytest.approx([0.002, 0.008, 0.03])
-    assert non_inferior(table, 0.01) == Choice("quant=fp16")
-    assert non_inferior(table, 0.03) == Choice("quant=int8")  # on the limit counts as within
-    assert non_inferior(table.drop(index="quant=fp32"), 0.005) == Choice(None, "quant=fp16")
+    assert table[DROP_HIGH].tolist() == pytest.approx([0.03, 0.008, 0.002])  # fastest first
+    sequence = ("quant=fp16", "quant=int8")  # the faster recipes, slowest first
+    assert non_inferior(table, 0.01) == Choice("quant=fp16", None, sequence, 1)
+    assert non_inferior(table, 0.03) == Choice("quant=int8", None, sequence, 2)  # on the limit
+    assert non_inferior(table, 0.005) == Choice(None, "quant=bf16", sequence, 0)
+
+
+def test_the_sequence_stops_at_the_first_failure_even_if_a_faster_recipe_would_pass():
+    """Fixed sequence: fp16 (slower) fails, so int8 is never tested; choosing int8 because it
+    passes on its own would be a claim made without error control."""
+    ok = accuracy_runs({
+        "fp16": (0.8, 0.02, -0.01, -0.02, 0.0),
+        "int8": (0.5, 0.02, 0.0, -0.004, 0.004),
+    })  # fmt: skip
+    choice = _choose(ok, 0.01)
+    assert choice.recipe is None and choice.stopped_at == "quant=fp16"
+    assert choice.closest == "quant=int8"
+
+
+def test_a_recipe_is_faster_only_when_its_latency_interval_excludes_one():
+    ok = accuracy_runs({"int8": (0.9, 0.15, 0.0, -0.004, 0.004)})  # [0.75, 1.05]
+    table = recipe_table(ok, ["quant"], headline_of(ACCURACY, ok.columns))
+    assert not table.loc["quant=int8", FASTER]
+    assert non_inferior(table, 0.01) == Choice(None, "quant=int8", (), 0)
+
+
+def test_an_unchanged_recipe_is_labelled_the_baseline_and_never_recommended():
+    """The user's sweep of the issue: prune=0, quant=fp32 answers like the baseline (Δ 0 on a
+    tight interval) at 1.02x its latency; it was recommended. Now it is the baseline, and the
+    only faster recipe is too lossy: nothing is recommended."""
+    ok = accuracy_runs({
+        "fp32": (1.02, 0.04, 0.0, -0.017, 0.017),
+        "int8": (0.55, 0.03, -0.03, -0.06, -0.005),
+    }).assign(prune=0.0)  # fmt: skip
+    table = recipe_table(ok, ["quant"], headline_of(ACCURACY, ok.columns))
+    assert table[UNCHANGED].to_dict() == {"quant=int8": False, "quant=fp32": True}
+    assert _choose(ok, 0.05) == Choice(None, "quant=int8", ("quant=int8",), 0)
+    assert _choose(ok.assign(prune=0.3), 0.05).closest == "quant=fp32"  # pruned: a recipe
 
 
 def test_perplexity_is_non_inferior_by_the_upper_bound_of_its_ratio():
     ok = pd.DataFrame({
         "quant": ["fp16", "int8"], LATENCY: [80.0, 50.0], SIZE: [500.0, 250.0],
+        "ratios.latency_p50": [0.8, 0.5],
+        "ratios.intervals.latency_p50.low": [0.78, 0.48],
+        "ratios.intervals.latency_p50.high": [0.82, 0.52],
         PERPLEXITY: [20.1, 20.2], "baseline.quality.perplexity": [20.0, 20.0],
         "ratios.intervals.perplexity.estimate": [1.005, 1.01],
         "ratios.intervals.perplexity.low": [1.001, 0.99],
@@ -198,8 +294,8 @@ def test_perplexity_is_non_inferior_by_the_upper_bound_of_its_ratio():
     })  # fmt: skip
     conclusions = conclude(ok, ["quant"], PERPLEXITY, 0.01, 0.05)
     assert conclusions.headline.name == "perplexity ratio"
-    assert conclusions.table[DROP_HIGH].tolist() == pytest.approx([0.009, 0.04])
-    assert conclusions.choice == Choice("quant=fp16")
+    assert conclusions.table[DROP_HIGH].tolist() == pytest.approx([0.04, 0.009])
+    assert conclusions.choice.recipe == "quant=fp16"
     assert conclusions.power is None  # McNemar's test is for classification only
 
 
@@ -214,7 +310,7 @@ def test_item_model_flags_the_real_effect_and_not_the_null_one(results: Results)
     assert p["prune"] < 0.001
     assert p["quant"] > 0.05 and p["prune:quant"] > 0.05
     p = _table(item_model_blocks(LATENCY, results)).drop("Residual")
-    assert p["quant"] < 0.001 and p["prune"] > 0.05
+    assert p["quant"] < 0.05 and p["prune"] > 0.05  # 1 residual df: the replicated recipe
 
 
 def test_an_aliased_design_is_a_note_not_a_crash(tmp_path: Path):
@@ -246,4 +342,49 @@ def test_item_figures_are_written_and_referenced(report):
         assert data.startswith(PNG_MAGIC) and len(data) > 5000
         assert f"]({name})" in text
     assert "Item-level model (1400 rows: every item of 7 jobs)" in text
-    assert "Round-level model (105 rows: every timing round of 7 jobs)" in text
+    assert "Job-level paired model (7 jobs, 105 timing rounds)" in text
+
+
+def _generation_record(bleu: float, sentence: tuple[float, float, float], ratio: float) -> dict:
+    """A generation job's record: corpus BLEU in the quality, sentence BLEU's paired interval."""
+    interval = dict(zip(("estimate", "low", "high"), sentence, strict=True))
+    return {
+        "status": "ok",
+        "baseline": {"quality": {"bleu": 0.30}, "speed": {"p50_ms": 10.0},
+                     "size": {"disk_bytes": 1e6}},
+        "compressed": {"quality": {"bleu": bleu}, "speed": {"p50_ms": 10.0 * ratio},
+                       "size": {"disk_bytes": 5e5}},
+        "ratios": {"bleu_delta": bleu - 0.30, "latency_p50": ratio, "disk_bytes": 0.5,
+                   "intervals": {"sentence_bleu_delta": interval | {"n": 200},
+                                 "latency_p50": {"estimate": ratio, "low": ratio - 0.02,
+                                                 "high": ratio + 0.02, "n": 20}}},
+    }  # fmt: skip
+
+
+def test_generation_names_the_metric_it_tests(tmp_path: Path, capsys):
+    """The non-inferiority test is on sentence BLEU (mean over prompts); corpus BLEU is shown
+    as what it is."""
+    jobs = [({"quant": "int8"}, _generation_record(0.29, (-0.004, -0.008, 0.0), 0.6)),
+            ({"quant": "int4"}, _generation_record(0.25, (-0.05, -0.07, -0.03), 0.4))]  # fmt: skip
+    assert main([str(write_sweep(tmp_path, jobs))]) == 0
+    stdout = capsys.readouterr().out
+    assert ("The fastest recipe whose sentence-BLEU (mean over prompts) drops by at most 0.01 "
+            "vs the baseline even at the upper bound of its 95% CI") in stdout  # fmt: skip
+    assert "quant=int8: corpus BLEU 0.29 (Δ sentence-BLEU (mean over prompts) −0.004" in stdout
+    text = (tmp_path / "analysis" / "report.md").read_text()
+    assert "| corpus BLEU | Δ sentence-BLEU (mean over prompts) [95% CI] |" in text
+
+
+def test_no_item_changing_is_no_effect_not_an_arbitrary_test(tmp_path: Path):
+    """Every recipe answers every item as the baseline does: the GEE's robust covariance is
+    singular there, and its Wald tests came out "p < 0.001" for an interaction."""
+    rng = np.random.default_rng(2)
+    jobs = [({"prune": prune, "quant": quant}, *paired_job(rng, churn=0.0))
+            for prune, quant in product((0.0, 0.5), ("fp32", "int8"))]  # fmt: skip
+    results = analyse(Options([write_sweep(tmp_path, jobs)], responses=["accuracy"]))
+    blocks = item_model_blocks(ACCURACY, results)
+    assert not any(isinstance(block, Table) for block in blocks)
+    assert blocks[-1] == Text(
+        "Not fitted: every configuration gets every item equally right or wrong."
+    )
+    assert results.item_tests[ACCURACY].p_values() == {}

@@ -93,23 +93,27 @@ def test_summary_names_significant_factors_and_the_best_recipe(report):
     assert re.search(r"latency p50 \(ms\): quant \(p < 0\.001\)[;.]", stdout)
     assert "The fastest recipe whose accuracy drops by at most 0.01" in stdout
     assert "is prune=0, quant=int8" in stdout
-    assert "Intervals are unavailable: the records hold no ratios.intervals" in stdout
+    assert "No interval of accuracy was recorded, so the choice rests on point estimates" in stdout
 
 
 def test_an_old_sweep_gets_the_recipe_table_of_point_estimates(report):
+    """No quality intervals; latency intervals only where a recipe ran twice (t over its runs'
+    ratios); "faster" only where that interval says so; prune=0, quant=fp32 is the baseline."""
     out, _ = report
     text = (out / "report.md").read_text()
     header = (
-        "| recipe | runs | size (MB) | latency p50 (ms) | latency ratio | accuracy | Δ accuracy |\n"
+        "| recipe | runs | size (MB) | latency p50 (ms) | latency ratio [95% CI] | faster "
+        "| accuracy | Δ accuracy | note |\n"
     )
     assert text.index(header) < text.index("## Runs")
     assert re.search(
-        r"\| prune=0\.6, quant=fp32 \| 2 \| [\d.e-]+ \| [\d.]+ \| [01]\.\d\d \| 0\.7\d* "
-        r"\| −0\.0[56]\d \|\n",
+        r"\| prune=0\.6, quant=fp32 \| 2 \| [\d.e-]+ \| [\d.]+ \| [01]\.\d\d \[0\.\d\d, 1\.\d\d\] "
+        r"\| no \| 0\.7\d* \| −0\.0[56]\d \|  \|\n",
         text,
     )
-    assert "Intervals are unavailable: these records hold no ratios.intervals" in text
-    for absent in ("McNemar", "Holm", "CI", "within the limit", "Item-level model", "roc.png"):
+    assert re.search(r"\| prune=0, quant=int8 \| 1 \| [\d.e-]+ \| [\d.]+ \| 0\.\d\d \|  \|", text)
+    assert re.search(r"\| prune=0, quant=fp32 \| 2 \| .* \| the baseline: nothing changed \|", text)
+    for absent in ("McNemar", "Holm", "within the limit", "Item-level model", "roc.png"):
         assert absent not in text
 
 

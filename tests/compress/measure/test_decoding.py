@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
+import pytest
 import torch
 
 from compress.measure.decoding import (
     DraftCounter,
+    Generation,
     acceptance_rate,
     generation_memory,
+    generation_stats,
     timed_generate,
 )
+from compress.pipeline.outcomes import timing_intervals, timing_rounds
 from tests.fixtures.decoders import tiny_llama
 
 NEW = 6
@@ -67,3 +72,22 @@ def test_kv_cache_bytes_count_grouped_heads_once():
     layers, kv_heads, head_dim, positions = 2, 2, 8, 10 + NEW - 1
     assert memory["kv_cache_bytes"] == 2 * layers * kv_heads * head_dim * positions * 3 * 4
     assert memory["prompt_tokens"] == 10
+
+
+def test_decode_latency_has_one_sample_per_generate_call():
+    """30 calls of 31 tokens are 30 independent samples, not 930: each call's median token
+    time, and the paired interval's n is the number of calls."""
+    rng = np.random.default_rng(0)
+    runs = [
+        Generation(ttft_ms=5.0, total_ms=100.0, token_ms=list(rng.gamma(4, 1, 31) + call))
+        for call in range(30)
+    ]
+    stats = generation_stats(runs, batch_size=1, new_tokens=32)
+    assert stats["samples_ms"] == pytest.approx([np.median(r.token_ms) for r in runs], abs=1e-4)
+    assert stats["p50_ms"] == pytest.approx(np.median([np.median(r.token_ms) for r in runs]))
+    tokens = [ms for run in runs for ms in run.token_ms]
+    assert stats["decode_ms_p90"] == pytest.approx(np.percentile(tokens, 90))
+    other = generation_stats(runs[::-1], batch_size=1, new_tokens=32)
+    rounds = timing_rounds(stats, other)
+    assert len(rounds) == 30
+    assert timing_intervals(rounds, seed=0)["latency_p50"]["n"] == 30

@@ -9,6 +9,7 @@ import pytest
 
 from compress.config.errors import ConfigError
 from compress.pipeline.job import run_job
+from compress.pipeline.outcomes import eval_fingerprint
 from tests.conftest import TINY_JOB
 
 
@@ -137,6 +138,13 @@ def test_the_job_keeps_per_item_outcomes_and_paired_intervals(compose_config, ti
     mcnemar = record["ratios"]["tests"]["mcnemar"]
     changed = (items["compressed_prediction"] != items["baseline_prediction"]).sum()
     assert mcnemar["discordant"] <= changed and 0 <= mcnemar["p_value"] <= 1
+    pairing = record["pairing"]
+    assert pairing["eval_fingerprint"] == eval_fingerprint(items) and pairing["seed"] == 0
+    assert (Path(cfg.paths.cache_dir) / "baselines" / pairing["baseline_key"]).is_dir()
+    relabelled = items.assign(label=1 - items["label"])
+    assert eval_fingerprint(relabelled) != pairing["eval_fingerprint"]
+    repredicted = items.assign(compressed_prediction=items["baseline_prediction"])
+    assert eval_fingerprint(repredicted) == pairing["eval_fingerprint"]
     rounds = pd.read_parquet(folder / "rounds.parquet")
     assert rounds["compressed_ms"].tolist() == record["compressed"]["speed"]["samples_ms"]
     latency = record["ratios"]["intervals"]["latency_p50"]

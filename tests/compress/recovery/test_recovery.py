@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from compress.models.baseline import Baseline
 from omegaconf import OmegaConf
 
 from compress.backends.torch.artifact import save_artifact
@@ -17,6 +18,7 @@ from compress.config.prune import IterativeScheduleConfig, OneShotScheduleConfig
 from compress.config.quant import Int8QATConfig
 from compress.infra.context import CompressionContext
 from compress.models.layers import block_linears
+from compress.pipeline.pruned import pruned_model_key as recovery_key
 from compress.pruning.schedules import schedule_amounts
 from compress.quantization.qat import add_fake_quantization
 from compress.recovery.losses import distillation_loss
@@ -129,3 +131,16 @@ def test_distillation_of_language_model_logits_scores_next_tokens():
     assert float(distillation_loss(student, teacher, tokens, 0.5, 2.0)) == pytest.approx(
         float(flat)
     )
+
+
+def test_the_recovered_model_cache_key_covers_the_seed(compose_config, tmp_path):
+    """Jobs of one recipe under seed=0,1 must not share a cached recovered model: a replicate
+    that reuses another's training repeats nothing but the timing."""
+    baseline = Baseline(tmp_path / "minilm-sentiment-abc", {})
+    keys = {
+        seed: recovery_key(_config(compose_config, "recovery=finetune", f"seed={seed}"), baseline)
+        for seed in (0, 1)
+    }
+    assert keys[0] != keys[1]
+    same = _config(compose_config, "recovery=finetune", "seed=0", "quant=int8")
+    assert recovery_key(same, baseline) == keys[0]  # quantization happens after the cache

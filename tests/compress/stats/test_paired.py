@@ -17,7 +17,6 @@ from compress.stats.paired import (
     mcnemar_exact,
     min_detectable_difference,
     paired_bootstrap,
-    paired_bootstrap_weighted,
     paired_ratio_bootstrap,
 )
 
@@ -139,33 +138,9 @@ def test_ratio_resamples_rounds_jointly():
         paired_ratio_bootstrap(base, np.r_[comp[:-1], 0.0])
 
 
-def _documents(seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    tokens = rng.integers(5, 500, 60).astype(float)
-    return tokens, tokens * rng.normal(3.0, 0.3, 60)
-
-
-def test_weighted_bootstrap_of_identical_models_is_zero():
-    tokens, nll = _documents()
-    interval = paired_bootstrap_weighted(nll, nll.copy(), tokens)
-    assert (interval.estimate, interval.low, interval.high) == (0.0, 0.0, 0.0)
-
-
-def test_weighted_bootstrap_is_a_ratio_estimator_recomputed_per_resample():
-    tokens, nll = _documents()
-    rng = np.random.default_rng(8)
-    worse = nll + tokens * rng.normal(0.05, 0.05, len(tokens))
-    interval = paired_bootstrap_weighted(nll, worse, tokens, resamples=300, seed=9)
-    assert interval.estimate == pytest.approx((worse.sum() - nll.sum()) / tokens.sum())
-    idx = np.random.default_rng(9).integers(0, len(tokens), size=(300, len(tokens)))
-    replicates = [worse[i].sum() / tokens[i].sum() - nll[i].sum() / tokens[i].sum() for i in idx]
-    low, high = np.quantile(replicates, [0.025, 0.975])
-    assert (interval.low, interval.high) == pytest.approx((low, high), rel=1e-10)
-
-
 def test_interval_serialises_to_plain_json():
-    tokens, nll = _documents()
-    interval = paired_bootstrap_weighted(nll, nll * 1.01, tokens)
+    base, comp = _correlated()
+    interval = paired_bootstrap(base, comp)
     loaded = json.loads(json.dumps(interval.to_dict()))
     assert Interval(**loaded) == interval
     assert interval.contains(interval.estimate)
