@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from compress.models.baseline import Baseline
+from compress.pipeline.baseline import Baseline
 from omegaconf import OmegaConf
 
 from compress.backends.torch.artifact import save_artifact
