@@ -55,6 +55,10 @@ log = logging.getLogger(__name__)
 SEARCH_NAME = "search.json"
 
 
+class JobsFailed(RuntimeError):
+    """Jobs of the search failed: the command exits 1 (a refused search exits 2)."""
+
+
 @dataclass
 class SearchSweeperConf(SearchSettings):
     _target_: str = "hydra_plugins.search_sweeper.search_sweeper.SearchSweeper"
@@ -239,7 +243,7 @@ class SearchSweeper(Sweeper):
                            self._refusal(fixed, space, quality), progress)  # fmt: skip
         log.info("search: %d jobs, %d on the front", state.jobs, len(state.front()))
         if failed:
-            raise CompactHydraException(
+            raise JobsFailed(
                 f"{len(failed)} of {state.jobs} jobs failed (told to the study as failed): "
                 + "; ".join(failed)
             )
