@@ -243,8 +243,12 @@ def log_report(sweep_dir: Path, out: Path) -> str | None:
         log.warning("%s is tracked in MLflow, and mlflow is not installed: report not logged "
                     "(pip install 'compress[track]')", sweep_dir)  # fmt: skip
         return None
-    client = _client(tracking["uri"])
-    for path in sorted(Path(out).iterdir()):
-        if path.is_file():
-            client.log_artifact(tracking["parent_run_id"], str(path), "analysis")
+    try:
+        client = _client(tracking["uri"])
+        for path in sorted(Path(out).iterdir()):
+            if path.is_file():
+                client.log_artifact(tracking["parent_run_id"], str(path), "analysis")
+    except Exception as error:  # the report is written either way
+        log.warning("MLflow: report of %s not logged: %s", sweep_dir, first_line(error))
+        return None
     return tracking["parent_run_id"]
