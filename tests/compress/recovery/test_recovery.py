@@ -9,7 +9,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from compress.pipeline.baseline import Baseline
 from omegaconf import OmegaConf
 
 from compress.backends.torch.artifact import save_artifact
@@ -18,6 +17,7 @@ from compress.config.prune import IterativeScheduleConfig, OneShotScheduleConfig
 from compress.config.quant import Int8QATConfig
 from compress.infra.context import CompressionContext
 from compress.models.layers import block_linears
+from compress.pipeline.baseline import Baseline
 from compress.pipeline.pruned import pruned_model_key as recovery_key
 from compress.pruning.schedules import schedule_amounts
 from compress.quantization.qat import add_fake_quantization
