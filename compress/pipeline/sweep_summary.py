@@ -43,12 +43,13 @@ def summary(sweep_dir: Path, started_at: str) -> str:
             skipped += 1
         else:
             ok += 1
+    if not folders:
+        return ""  # no job ran (a dry run, or a sweep refused before its first job)
     lines = [f"sweep {sweep_dir}: {len(folders)} jobs: {ok} ok, {len(failed)} failed, "
              f"{skipped} skipped (finished earlier)"]  # fmt: skip
     lines += failed
-    if folders:
-        lines.append(f"records: {sweep_dir}/<job>/{RECORD_NAME}")
-        lines.append(f"next: python -m analysis {sweep_dir}")
+    lines.append(f"records: {sweep_dir}/<job>/{RECORD_NAME}")
+    lines.append(f"next: python -m analysis {sweep_dir}")
     return "\n".join(lines)
 
 
@@ -59,4 +60,10 @@ def _number(folder: Path) -> tuple[int, str]:
 class SummarizeSweep(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir, started_at = Path(config.hydra.sweep.dir), timestamp()
-        atexit.register(lambda: print(summary(sweep_dir, started_at), flush=True))
+        atexit.register(_print_summary, sweep_dir, started_at)
+
+
+def _print_summary(sweep_dir: Path, started_at: str) -> None:
+    text = summary(sweep_dir, started_at)
+    if text:
+        print(text, flush=True)
