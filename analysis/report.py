@@ -15,8 +15,10 @@ from analysis.pareto import FRONT, RUNS
 from analysis.render import Block, Bullets, Heading, Image, Table, Text, markdown, page
 from analysis.responses import LATENCY, SIZE, cli_name, label
 from analysis.results import Options, Results, analyse
+from analysis.search import search_section
 from analysis.sections import item_figures, item_model_blocks, recipes_section
 from analysis.summary import response_name, summary
+from compress.pipeline.tracking import log_report
 
 ANOVA_COLUMNS = {
     "df": "df",
@@ -175,6 +177,9 @@ def write_report(options: Options) -> tuple[Path, str]:
         blocks += _response_section(anova, results, options, out)
     blocks += item_figures(results, options, out)
     blocks += _pareto_section(results, out)
+    blocks += search_section(results.runs, results.recipes)
     (out / "report.md").write_text(markdown(blocks, out))
     (out / "report.html").write_text(page(blocks, title))
+    for sweep in dict.fromkeys(Path(job).parent for job in results.runs.table["job"]):
+        log_report(sweep, out)  # tracked sweeps (hydra/callbacks=mlflow): to the sweep's run
     return out, text

@@ -152,7 +152,10 @@ def _jobs(overrides: list[str]) -> list[list[str]]:
     level of each factor once (what the first job holds of the other factors)."""
     axes = []
     for override in OverridesParser.create().parse_overrides(overrides):
-        if override.is_sweep_override():
+        if override.is_interval_sweep():  # a search range: both of its ends compose
+            key, interval = override.get_key_element(), override.value()
+            axes.append([f"{key}={end:g}" for end in (interval.start, interval.end)])
+        elif override.is_sweep_override():
             key = override.get_key_element()
             axes.append([f"{key}={value}" for value in override.sweep_string_iterator()])
         else:

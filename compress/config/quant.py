@@ -19,10 +19,25 @@ class QuantConfig:
     matching block) stays float too. A pattern that names no module of the model fails the
     job. Only the levels a backend lists in ``SKIPPABLE`` honour it; on the others a
     non-empty ``skip`` is refused before the job starts.
+
+    ``keep_float``: also keep the K Linears float that harm the model most when quantized at
+    this level, by the sensitivity ranking of this model, task, level and prune settings
+    (computed once on calibration data, cached under ``paths.cache_dir/sensitivity``): a
+    number, so mixed precision can be swept or searched. The K are counted among the Linears
+    ``skip`` does not already keep float (the two add up); the record lists them under
+    ``compression.quant.kept_float``. Refused where ``skip`` is.
     """
 
     name: str = MISSING
     skip: list[str] = field(default_factory=list)
+    keep_float: int = 0
+
+    def __post_init__(self) -> None:
+        if self.keep_float < 0:
+            raise ConfigError(
+                f"quant.keep_float={self.keep_float} is negative",
+                "0 (no Linear kept float by sensitivity), 1, 2, ...",
+            )
 
 
 @dataclass
@@ -74,6 +89,7 @@ class Int8StaticConfig(QuantConfig):
     calibration_batches: int = 8
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_positive("quant.calibration_batches", self.calibration_batches)
 
 
@@ -90,6 +106,7 @@ class GroupedInt4Config(QuantConfig):
     group_size: int = 32
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.group_size not in INT4_GROUP_SIZES:
             raise ConfigError(
                 f"quant.group_size={self.group_size} is unsupported",
@@ -152,6 +169,7 @@ class Int8SmoothQuantConfig(QuantConfig):
     calibration_batches: int = 8
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_positive("quant.calibration_batches", self.calibration_batches)
         if not 0 <= self.alpha <= 1:
             raise ConfigError(f"quant.alpha={self.alpha} is outside [0, 1]", "0 <= alpha <= 1")

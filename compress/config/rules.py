@@ -130,14 +130,18 @@ def _load_method(config: Config) -> None:
 
 
 def _skip(config: Config) -> None:
-    """Only the levels that can keep single modules float accept ``quant.skip``."""
-    if not config.quant.skip or isinstance(config.quant, config.backend.SKIPPABLE):
+    """Only the levels that can keep single modules float accept ``quant.skip`` and
+    ``quant.keep_float``."""
+    quant = config.quant
+    if isinstance(quant, config.backend.SKIPPABLE):
         return
-    raise ConfigError(
-        f"quant.skip keeps modules float, and quant={config.quant.name} on "
-        f"backend={config.backend.name} cannot",
-        f"quant.skip=[] or quant={', '.join(level_names(config.backend.SKIPPABLE))}",
-    )
+    for key, value, off in (("skip", quant.skip, "[]"), ("keep_float", quant.keep_float, "0")):
+        if value:
+            raise ConfigError(
+                f"quant.{key} keeps modules float, and quant={quant.name} on "
+                f"backend={config.backend.name} cannot",
+                f"quant.{key}={off} or quant={', '.join(level_names(config.backend.SKIPPABLE))}",
+            )
 
 
 def _int4_group_size(config: Config) -> None:

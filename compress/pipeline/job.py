@@ -8,6 +8,7 @@ reports it after the other jobs of the sweep have run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from compress.infra.quiet import quiet_libraries
 from compress.measure.size import size_stats
 from compress.pipeline.coldload import measure_cold_load
 from compress.pipeline.isolation import run_isolated
+from compress.pipeline.mixed_precision import keep_most_sensitive
 from compress.pipeline.outcomes import paired_outcomes
 from compress.pipeline.prepare import Prepared, prepare
 from compress.record import (
@@ -92,17 +94,22 @@ def _environment(threads: int) -> dict:
 
 
 def _compress(prepared: Prepared, artifact_dir: Path) -> tuple[CompressedModel, Compression]:
-    """Prune (and recover), then quantize for the backend, then save: the order every recipe
-    follows."""
+    """Prune (and recover), choose the Linears kept float, then quantize for the backend,
+    then save: the order every recipe follows."""
     config = prepared.config
     start = time.perf_counter()
     model, prune_report, training = prepared.pruned_model()
-    compressed = compress_on(config.backend, model, config.quant, prepared.context, artifact_dir)
+    kept = keep_most_sensitive(config, prepared.baseline, model, prepared.context,
+                               prepared.cache_dir)  # fmt: skip
+    compressed = compress_on(config.backend, model, kept.quant, prepared.context, artifact_dir)
+    quant = dataclasses.replace(
+        compressed.quant, notes=[*kept.notes, *compressed.quant.notes], kept_float=kept.names
+    )
     artifact = {
         key: len(value) if isinstance(value, list | dict) else value
         for key, value in compressed.artifact.items()
     }
-    report = Compression(prune_report, training, compressed.quant.to_dict(), artifact,
+    report = Compression(prune_report, training, quant.to_dict(), artifact,
                          time.perf_counter() - start)  # fmt: skip
     return compressed, report
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.pareto import DROP, FRONT, best_recipe, non_dominated, objectives, recipes
+from analysis.pareto import (
+    DROP,
+    FRONT,
+    best_recipe,
+    hypervolume,
+    minimised,
+    non_dominated,
+    objectives,
+    recipes,
+)
 from analysis.responses import LATENCY, SIZE
 
 ACCURACY = "compressed.quality.accuracy"
@@ -86,3 +96,32 @@ def test_perplexity_drop_is_the_relative_increase():
     assert table.loc["quant=int8", DROP] == pytest.approx(0.02)
     assert best_recipe(table, 0.01).name == "quant=fp32"
     assert best_recipe(table, 0.02).name == "quant=int8"
+
+
+def test_hypervolume_of_a_staircase_by_hand():
+    # two points below (4, 4): the union of [1,4]x[3,4] and [2,4]x[1,4] is 3 + 6 = 9 less
+    # the overlap [2,4]x[3,4] = 2: 7
+    assert hypervolume(np.array([[1, 3], [2, 1]]), np.array([4, 4])) == pytest.approx(7)
+    assert hypervolume(np.array([[5, 0]]), np.array([4, 4])) == 0  # beyond the reference
+    # a dominated point adds nothing
+    front = np.array([[1, 3, 2], [2, 1, 3], [3, 2, 1]])
+    reference = np.array([4.0, 4.0, 4.0])
+    assert hypervolume(np.vstack([front, [3, 3, 3]]), reference) == hypervolume(front, reference)
+
+
+def test_hypervolume_matches_optunas_on_random_fronts():
+    """Optuna's WFG implementation as the independent reference."""
+    compute_hypervolume = pytest.importorskip("optuna._hypervolume").compute_hypervolume
+
+    rng = np.random.default_rng(0)
+    for dims, count in ((2, 7), (3, 12), (3, 30), (4, 9)):
+        points = rng.random((count, dims))
+        reference = np.full(dims, 1.1)
+        assert hypervolume(points, reference) == pytest.approx(
+            compute_hypervolume(points, reference), rel=1e-9
+        )
+
+
+def test_minimised_flips_the_objectives_that_should_grow():
+    table = points({"a": (0.9, 10, 100)})
+    assert minimised(table, objectives(ACCURACY, table.columns)).tolist() == [[-0.9, 10, 100]]

@@ -52,6 +52,13 @@ BAD_CONFIGS = [
     ("quant=bf16 quant.skip=[classifier]", "quant.skip keeps modules float, and quant=bf16 on "
      "backend=torch cannot, accepted: quant.skip=[] or quant=fp32, int8, int8_static, "
      "int8_weight_only, int8_smoothquant, int4, int4_gptq"),
+    ("quant=fp16 quant.keep_float=4", "quant.keep_float keeps modules float, and quant=fp16 on "
+     "backend=torch cannot, accepted: quant.keep_float=0 or quant=fp32, int8, int8_static, "
+     "int8_weight_only, int8_smoothquant, int4, int4_gptq"),
+    ("quant=int8 backend=onnxruntime quant.keep_float=2", "quant.keep_float keeps modules float, "
+     "and quant=int8 on backend=onnxruntime cannot, accepted: quant.keep_float=0 or quant=fp32"),
+    ("quant=int8_static quant.keep_float=-1", "quant.keep_float=-1 is negative, accepted: 0 (no "
+     "Linear kept float by sensitivity), 1, 2, ..."),
     ("quant=int8_smoothquant quant.alpha=1.5",
      "quant.alpha=1.5 is outside [0, 1], accepted: 0 <= alpha <= 1"),
     ("quant=int4_gptq quant.percdamp=0", "quant.percdamp=0.0 is outside (0, 1), accepted: e.g. "

@@ -1,0 +1,1 @@
+"""``hydra/sweeper=search``: a seeded multi-objective Optuna search over sweep overrides."""
