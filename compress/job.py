@@ -29,6 +29,7 @@ from compress.infra.placement import own_cores
 from compress.infra.quiet import quiet_libraries
 from compress.infra.records import RECORD_NAME, SCHEMA_VERSION, write_json_atomic
 from compress.measure.coldload import measure_cold_load
+from compress.measure.gate import baseline_notes
 from compress.measure.size import size_stats
 from compress.models.baseline import Baseline, ensure_baseline
 from compress.outcomes import paired_outcomes
@@ -105,6 +106,7 @@ def _notes(
     notes = list(prune["notes"]) + list(quant["notes"])
     if baseline.info["training"].get("weights_note"):
         notes.append(baseline.info["training"]["weights_note"])
+    notes += baseline_notes(baseline.info)
     if getattr(config.task, "decoding", None) == "speculative":
         notes.append(
             "decoding=speculative: the compressed speed is the baseline verifying the "
@@ -214,11 +216,15 @@ def _compress_and_measure(config: Config, output_dir: Path) -> dict:
     measured = _measure(config, task, models, tokenizer, threads)
     measured["baseline"]["quality"] = baseline.info["quality"]
     measured["baseline"]["training"] = baseline.info["training"]
+    gate = baseline.info.get("gate") or {}
+    measured["baseline"] |= {"data": baseline.info.get("data"), "learned": gate.get("learned"),
+                             "gate": gate}  # fmt: skip
     measured["compressed"]["quality"] = quality
     if not config.keep_artifact:
         shutil.rmtree(artifact_dir)
     ratios = _ratios(measured["baseline"], measured["compressed"], quality_metrics(task))
-    ratios |= paired_outcomes(task, outputs, reference_outputs, measured, output_dir, config.seed)
+    ratios |= paired_outcomes(task, outputs, reference_outputs, measured, output_dir, config.seed,
+                              quality=gate.get("learned") is not False)  # fmt: skip
     load_average = environment["hardware"]["load_average_1m"]
     return {
         "environment": environment,

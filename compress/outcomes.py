@@ -50,13 +50,15 @@ def timing_intervals(rounds: pd.DataFrame, seed: int) -> dict[str, dict]:
 
 
 def paired_outcomes(
-    task: Task, outputs: dict, reference: dict, measured: dict, folder: Path, seed: int
-) -> dict:
-    """Write the item and round tables into ``folder``; returns ``intervals`` and ``tests``."""
+    task: Task, outputs: dict, reference: dict, measured: dict, folder: Path, seed: int,
+    quality: bool = True,
+) -> dict:  # fmt: skip
+    """Write the item and round tables into ``folder``; returns ``intervals`` and ``tests``
+    (of quality only when ``quality``: not against a baseline that learned nothing)."""
     items = task.item_outcomes(outputs, reference)
     rounds = timing_rounds(measured["baseline"]["speed"], measured["compressed"]["speed"])
     write_table_atomic(folder / ITEMS, items)
-    intervals, tests = task.paired_quality(items)
+    intervals, tests = task.paired_quality(items) if quality else ({}, {})
     if rounds is not None:
         write_table_atomic(folder / ROUNDS, rounds)
         intervals |= timing_intervals(rounds, seed)

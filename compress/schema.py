@@ -118,13 +118,31 @@ class OptimizerConfig:
 
 @dataclass
 class FinetuneConfig(OptimizerConfig):
-    """How the baseline's task head is trained once before any compression."""
+    """How the baseline's task head is trained once before any compression: until the
+    validation macro-F1 stops improving for ``patience`` evaluations (or a cap is reached),
+    keeping the best weights. The validation rows are a stratified ``validation_fraction`` of
+    the train split (at most ``validation_max`` rows), never eval or calibration rows; they are
+    scored every epoch, or every ``eval_every_steps`` steps when an epoch is longer. Warm-up
+    covers ``warmup_ratio`` of the first epoch; the rate then decays linearly to zero at the
+    cap (``max_epochs`` or ``max_steps``, whichever comes first)."""
 
-    epochs: int = 1
+    learning_rate: float = 1e-4
+    max_epochs: int = 20
+    max_steps: int = 3000
+    patience: int = 3
+    eval_every_steps: int = 250
+    validation_fraction: float = 0.1
+    validation_max: int = 1000
 
     def __post_init__(self) -> None:
-        _check_positive("task.finetune.epochs", self.epochs)
-        _check_positive("task.finetune.batch_size", self.batch_size)
+        for key in ("max_epochs", "max_steps", "patience", "eval_every_steps", "batch_size",
+                    "validation_max"):  # fmt: skip
+            _check_positive(f"task.finetune.{key}", getattr(self, key))
+        if not 0 < self.validation_fraction <= 0.5:
+            raise ConfigError(
+                f"task.finetune.validation_fraction={self.validation_fraction} is outside (0, 0.5]",
+                "a share of the train rows to validate on, e.g. 0.1",
+            )
 
 
 class Comparison(StrEnum):
@@ -164,6 +182,13 @@ class TaskConfig:
     QUALITY_METRICS: ClassVar[tuple[QualityMetric, ...]] = ()
 
 
+class EvalOverlap(StrEnum):
+    """Held-out items whose text (or pair) also occurs in the train or calibration rows."""
+
+    drop = "drop"
+    keep = "keep"
+
+
 @dataclass
 class ClassificationTaskConfig(TaskConfig):
     """Text (or text-pair) classification with any number of classes on ``data``; by default
@@ -183,14 +208,19 @@ class ClassificationTaskConfig(TaskConfig):
     eval_size: int = 1000
     calibration_size: int = 256
     split_seed: int = 0
-    # tokens per snippet at training and evaluation
-    max_length: int = 64
+    # tokens per text (or pair) at training and evaluation; null: from the data, the 95th
+    # percentile of the train rows' tokenized lengths, capped by the model's positions
+    max_length: int | None = None
     eval_batch_size: int = 64
+    # held-out texts (or pairs) that also occur in train or calibration rows: drop or keep
+    eval_overlap: EvalOverlap = EvalOverlap.drop
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def __post_init__(self) -> None:
-        for key in ("train_size", "eval_size", "max_length", "eval_batch_size"):
+        for key in ("train_size", "eval_size", "eval_batch_size"):
             _check_positive(f"task.{key}", getattr(self, key))
+        if self.max_length is not None:
+            _check_positive("task.max_length", self.max_length)
 
 
 class Decoding(StrEnum):
