@@ -36,6 +36,11 @@ def _classification(task: ClassificationTaskConfig, config: Config, folder: Path
     if folder is not None:
         model_config = json.loads((folder / "config.json").read_text())
         labels = choose_head(model_config, labels, config.model.finetuned).labels
+        positions = model_config.get("max_position_embeddings")
+        if task.max_length and positions and task.max_length > positions:
+            raise DataError(f"task.max_length={task.max_length} is more than the model's "
+                            f"{positions} positions",
+                            f"task.max_length <= {positions}, or null (from the data)")  # fmt: skip
     labelled_data(loaded, task.data, split_sizes(task), labels)
 
 

@@ -82,12 +82,12 @@ class ClassificationTask:
         return self.max_length
 
     def data_facts(self) -> dict:
-        """Rows per split and class: what the baseline was trained and judged on."""
+        """Rows per split, and train rows per class (in the order of ``training.labels``):
+        what the baseline was trained and judged on."""
         data = self.data
         counts = np.bincount(data.train.labels, minlength=len(data.label_names))
         return data.facts | {"classes": len(data.label_names),
-                             "train_per_class": dict(zip(data.label_names, counts.tolist(),
-                                                         strict=True))}  # fmt: skip
+                             "train_per_class": counts.tolist()}  # fmt: skip
 
     def _encode(
         self, tokenizer: PreTrainedTokenizerBase, texts: list[str], pairs: list[str] | None,

@@ -13,8 +13,9 @@ from compress.data.shipped import shipped_dataset
 
 DATA_JOB = [
     "task=classification", "task.train_size=48", "task.eval_size=40",
-    "task.calibration_size=8", "task.finetune.batch_size=16", "bench.warmup=1",
-    "bench.repeats=3", "bench.seq_len=16", "batch_size=2", "bench.cold_load=false",
+    "task.calibration_size=8", "task.finetune.batch_size=16", "task.finetune.max_epochs=2",
+    "bench.warmup=1", "bench.repeats=3", "bench.seq_len=16", "batch_size=2",
+    "bench.cold_load=false",
 ]  # fmt: skip
 
 
