@@ -76,12 +76,11 @@ def unigram_gate(
             "perplexity": float(np.exp(sum(window_nll) / tokens)),
             "unigram_perplexity": float(np.exp(sum(unigram) / tokens))}  # fmt: skip
     if not gate["learned"]:
-        gate["reason"] = (f"perplexity {gate['perplexity']:.4g} is no better than the "
-                          f"{gate['unigram_perplexity']:.4g} of token frequencies alone "
-                          f"({won} of {len(unigram)} windows won, sign test "
-                          f"p = {p_value:.3g})")  # fmt: skip
-        gate["fix"] = ("model.name_or_path pointing at trained weights (random or mis-loaded "
-                       "weights predict nothing)")  # fmt: skip
+        gate["reason"] = (f"untrained or mis-loaded weights (perplexity {gate['perplexity']:.4g} "
+                          f"is no better than the {gate['unigram_perplexity']:.4g} of token "
+                          f"frequencies alone: {won} of {len(unigram)} windows won, sign "
+                          f"test p = {p_value:.3g})")  # fmt: skip
+        gate["fix"] = "model.name_or_path pointing at trained weights that load completely"
     return gate
 
 
@@ -92,33 +91,32 @@ def diagnosis(training: dict, rows: int, classes: int) -> tuple[str, str]:
     nothing the model can read in the texts."""
     if training.get("steps") == 0:
         return ("the model's own head does not predict these labels",
-                "model.finetuned=false (train a fresh head on the data)")  # fmt: skip
+                "model.finetuned=false, to train a fresh head on the data")  # fmt: skip
     stopped = training.get("stopped") or {}
     if stopped.get("improving_at_stop"):
-        return (f"too few steps: training stopped at its cap ({stopped.get('detail')})",
+        return (f"too few steps ({stopped.get('detail')})",
                 "raise task.finetune.max_epochs or task.finetune.max_steps")  # fmt: skip
     if rows < FEW_ROWS_PER_CLASS * classes:
-        return (f"too few rows: {rows} train rows for {classes} classes",
-                f"at least {FEW_ROWS_PER_CLASS * classes} labelled rows (more data, or a "
-                "larger task.train_size)")  # fmt: skip
-    return (f"labels unrelated to the text: {rows} train rows, and the validation macro-F1 "
-            f"peaked at {(training.get('best') or {}).get('validation_f1_macro', 0):.3f} "
-            f"({stopped.get('detail', 'training ended')})",
-            "check that task.data.label_column holds the labels of these texts (rows "
-            "aligned, not shuffled)")  # fmt: skip
+        return (f"too few rows ({rows} train rows for {classes} classes)",
+                f"at least {FEW_ROWS_PER_CLASS * classes} labelled rows: more data, or a "
+                "larger task.train_size")  # fmt: skip
+    peak = (training.get("best") or {}).get("validation_f1_macro", 0.0)
+    return (f"labels unrelated to the text (validation macro-F1 peaked at {peak:.3f} on "
+            f"{rows} train rows, then stopped improving)",
+            "check that task.data.label_column holds these texts' labels, row by row")  # fmt: skip
 
 
 def headline(gate: dict) -> str:
     """One sentence: the gate's figures, why, and the fix."""
+    cause = f"likely cause: {gate['reason']}; to try: {gate['fix']}"
     if "majority_share" not in gate:
-        return f"the baseline learned nothing measurable: {gate['reason']}; try {gate['fix']}"
+        return f"the baseline learned nothing measurable; {cause}"
     figures = (
         f"accuracy {gate['accuracy']:.3f} vs {gate['majority_share']:.3f} for always "
         f"answering the majority class, exact binomial p = {gate['p_value']:.3g}, "
         f"n = {gate['n']}"
     )
-    reason, fix = gate["reason"], gate["fix"]
-    return f"the baseline learned nothing measurable ({figures}): {reason}; try {fix}"
+    return f"the baseline learned nothing measurable ({figures}); {cause}"
 
 
 def baseline_notes(info: dict) -> list[str]:
