@@ -126,11 +126,12 @@ class FinetuneConfig(OptimizerConfig):
     covers ``warmup_ratio`` of the first epoch; the rate then decays linearly to zero at the
     cap (``max_epochs`` or ``max_steps``, whichever comes first)."""
 
+    batch_size: int = 16
     learning_rate: float = 1e-4
     max_epochs: int = 20
     max_steps: int = 3000
-    patience: int = 3
-    eval_every_steps: int = 250
+    patience: int = 2
+    eval_every_steps: int = 100
     validation_fraction: float = 0.1
     validation_max: int = 1000
 
@@ -205,7 +206,9 @@ class ClassificationTaskConfig(TaskConfig):
     data: DataConfig = field(default_factory=lambda: DataConfig(name="shipped:rotten_tomatoes"))
     # rows of each split at most, drawn by ``split_seed`` (held out first: it never changes)
     train_size: int = 4000
-    eval_size: int = 1000
+    # 5,000 held-out items resolve a 0.01 accuracy margin at 80% power for recipes that change
+    # up to ~5% of the answers (int8 after light pruning on the demo data)
+    eval_size: int = 5000
     calibration_size: int = 256
     split_seed: int = 0
     # tokens per text (or pair) at training and evaluation; null: from the data, the 95th

@@ -6,7 +6,7 @@ Rows are deduplicated on their normalised text (or text pair): case and runs of 
 not make two texts different. Without an eval split, a seeded permutation of the deduplicated
 rows gives the held-out rows first (so changing ``train_size`` never changes them), then the
 calibration rows, then the train rows; each split holds at most its configured size, and on
-small data at most 30% of the rows are held out and 10% of the rest calibrate. With an
+small data at most 40% of the rows are held out and 10% of the rest calibrate. With an
 eval split, the held-out rows come from it and the other three from the train split; held-out
 texts that also occur in the train split are dropped (``task.eval_overlap=drop``, the default)
 or kept (``keep``) before ``eval_size`` is taken, and ``facts`` counts them either way.
@@ -26,7 +26,7 @@ from compress.schema import ClassificationTaskConfig, DataConfig, EvalOverlap
 _KEY = "__key"
 # Small data: without an eval split at most this share of the rows is held out, and at most
 # this share of the rest calibrates, whatever eval_size and calibration_size allow.
-HELD_OUT_SHARE = 0.3
+HELD_OUT_SHARE = 0.4
 CALIBRATION_SHARE = 0.1
 
 

@@ -102,8 +102,11 @@ class ClassificationTask:
         split: TextSplit,
         batch_size: int,
         seed: int | None,
+        order: np.ndarray | None = None,
     ):
-        order = np.arange(len(split))
+        """Labelled batches in ``order`` (by default the split's, or seeded shuffled)."""
+        if order is None:
+            order = np.arange(len(split))
         if seed is not None:
             order = np.random.default_rng(seed).permutation(len(split))
         for start in range(0, len(order), batch_size):
@@ -186,12 +189,16 @@ class ClassificationTask:
 
     @torch.inference_mode()
     def predict(self, model: nn.Module, tokenizer: PreTrainedTokenizerBase) -> dict:
-        """Predicted class and class probabilities of every held-out item, in order."""
-        probabilities = []
-        for batch in self.batches(tokenizer, self.data.eval, self.config.eval_batch_size, None):
+        """Predicted class and class probabilities of every held-out item, in order (scored in
+        batches of similar lengths, which pad little)."""
+        split, probabilities = self.data.eval, []
+        pairs = split.pairs or [""] * len(split)
+        order = np.argsort([len(t) + len(p) for t, p in zip(split.texts, pairs, strict=True)],
+                           kind="stable")  # fmt: skip
+        for batch in self.batches(tokenizer, split, self.config.eval_batch_size, None, order):
             batch.pop("labels")
             probabilities.append(torch.softmax(model(**batch).logits.float(), -1))
-        scores = torch.cat(probabilities)
+        scores = torch.cat(probabilities)[torch.as_tensor(np.argsort(order))]
         return {
             "predictions": scores.argmax(-1).tolist(),
             "positive_scores": scores[:, -1].tolist(),

@@ -68,8 +68,8 @@ def test_splits_are_disjoint_and_validation_is_a_stratified_share_of_train():
 def test_small_data_holds_out_and_calibrates_a_share_only():
     loaded = LoadedData("test", _train(300), None, None)
     data = labelled_data(loaded, DATA, _sizes(calibration=256), LABELS)  # eval_size 1000
-    assert len(data.eval) == 90 and len(data.calibration) == 21
-    assert len(data.train) + len(data.validation) == 300 - 90 - 21
+    assert len(data.eval) == 120 and len(data.calibration) == 18
+    assert len(data.train) + len(data.validation) == 300 - 120 - 18
 
 
 def test_duplicates_are_counted():
