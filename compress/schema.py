@@ -121,7 +121,8 @@ class FinetuneConfig(OptimizerConfig):
     """How the baseline's task head is trained once before any compression: until the
     validation macro-F1 stops improving for ``patience`` evaluations (or a cap is reached),
     keeping the best weights. The validation rows are a stratified ``validation_fraction`` of
-    the train split (at most ``validation_max`` rows), never eval or calibration rows; they are
+    the train split (at most ``validation_max`` rows; on small data at least 50, up to a
+    quarter of the rows), never eval or calibration rows; they are
     scored every epoch, or every ``eval_every_steps`` steps when an epoch is longer. Warm-up
     covers ``warmup_ratio`` of the first epoch; the rate then decays linearly to zero at the
     cap (``max_epochs`` or ``max_steps``, whichever comes first)."""

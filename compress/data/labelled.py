@@ -28,6 +28,8 @@ _KEY = "__key"
 # this share of the rest calibrates, whatever eval_size and calibration_size allow.
 HELD_OUT_SHARE = 0.4
 CALIBRATION_SHARE = 0.1
+# Small data: validation scores on fewer rows than this are too coarse to stop on.
+VALIDATION_MIN = 50
 
 
 @dataclass(frozen=True)
@@ -133,8 +135,11 @@ def _sample(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 def _validation(train: pd.DataFrame, label: str, sizes: SplitSizes) -> pd.Series:
     """Which train rows validate: a stratified ``validation_fraction`` (at most
-    ``validation_max`` rows), at least one row of every class with two rows or more."""
-    share = min(sizes.validation_fraction, sizes.validation_max / max(len(train), 1))
+    ``validation_max`` rows, at least ``VALIDATION_MIN`` while that is under a quarter of the
+    rows), at least one row of every class with two rows or more."""
+    rows = max(len(train), 1)
+    share = max(sizes.validation_fraction, min(VALIDATION_MIN / rows, 0.25))
+    share = min(share, sizes.validation_max / rows)
     chosen = pd.Series(False, index=train.index)
     for _, rows in train.groupby(label, sort=False):  # train is already in seeded order
         if len(rows) >= 2:
