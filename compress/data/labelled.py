@@ -181,6 +181,7 @@ def labelled_data(
         raise DataError(f"task.data.label_column={data.label_column} holds {len(present)} class "
                         f"({', '.join(present)}) in {loaded.source}",
                         "a column with two or more classes")  # fmt: skip
+    duplicates = int(checked[data.label_column].isin(labels).sum()) - len(pool)
     pool = _sample(pool, sizes.seed)
     held_out, pool, facts = _held_out(loaded, data, labels, pool, sizes)
     calibrating = min(sizes.calibration, math.ceil(CALIBRATION_SHARE * len(pool)))
@@ -194,8 +195,7 @@ def labelled_data(
                             f"{len(held_out)} eval, {len(calibration)} calibration and "
                             f"{len(validation)} validation rows",
                             "more rows, or smaller eval and calibration sizes")  # fmt: skip
-    known = checked[data.label_column].isin(labels).sum()
-    facts = {"duplicates_dropped": int(known - len(pool)), **facts, "train": len(train),
+    facts = {"duplicates_dropped": duplicates, **facts, "train": len(train),
              "validation": len(validation), "calibration": len(calibration),
              "eval": len(held_out)}  # fmt: skip
     return LabelledData(_split(train, data, labels), _split(calibration, data, labels),

@@ -63,6 +63,7 @@ def test_splits_are_disjoint_and_validation_is_a_stratified_share_of_train():
     minority = data.validation.labels.mean()  # class "b" is id 1, 10% of the rows
     assert 0.05 < minority < 0.15
     assert (data.facts["eval"], data.facts["calibration"]) == (200, 50)
+    assert data.facts["duplicates_dropped"] == 0
 
 
 def test_small_data_holds_out_and_calibrates_a_share_only():

@@ -81,6 +81,21 @@ def long_texts(min_words: int = 150) -> pd.DataFrame:
     return frame[frame["text"].str.split().str.len() >= min_words].reset_index(drop=True)
 
 
+def exchanges(each: int = 80) -> pd.DataFrame:
+    """Text pairs: a chatterbot prompt and the answer to it (``a``, ``b``), labelled with the
+    topic of their conversation (``topic``), ``each`` pairs of each of five topics."""
+    path = package_dir("chatterbot_corpus") / "data" / "english"
+    rows = []
+    for topic in ("ai", "coding", "emotion", "psychology", "trivia"):
+        for conversation in yaml.safe_load((path / f"{topic}.yml").read_text())["conversations"]:
+            turns = [str(t).strip() for t in conversation]
+            pairs = zip(turns, turns[1:], strict=False)
+            rows += [{"a": a, "b": b, "topic": topic} for a, b in pairs]
+    frame = pd.DataFrame(rows).drop_duplicates(["a", "b"])
+    parts = [_sample(group, each) for _, group in frame.groupby("topic")]
+    return pd.concat(parts).sample(frac=1, random_state=SEED)
+
+
 def pairs(count: int = 400) -> pd.DataFrame:
     """Two utterances of the five chatterbot topics; ``same``: of one topic or not, half each."""
     frame = shipped_dataset("chatterbot_topics").to_pandas()

@@ -21,13 +21,13 @@ pytestmark = pytest.mark.slow
 LIGHT = ["task=classification", "prune_method=none", "prune=0", "quant=fp32",
          "bench.cold_load=false", "bench.repeats=3", "bench.warmup=1", "batch_size=1",
          "keep_artifact=false"]  # fmt: skip
-PAIRS = ["task.data.text_column=a", "task.data.text_pair_column=b", "task.data.label_column=same"]
+PAIRS = ["task.data.text_column=a", "task.data.text_pair_column=b", "task.data.label_column=topic"]
 SHAPES = {
     "tiny": (shapes.tiny, []),  # 300 rows
     "imbalanced": (shapes.imbalanced, []),  # 90/10
     "many_classes": (shapes.many_classes, []),  # 12 classes
     "long_texts": (shapes.long_texts, []),  # >= 150 words, median ~460 tokens
-    "pairs": (shapes.pairs, PAIRS),  # same topic or not
+    "pairs": (shapes.exchanges, PAIRS),  # a prompt and its answer: their topic
 }
 
 
