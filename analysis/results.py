@@ -9,6 +9,7 @@ import pandas as pd
 
 from analysis import AnalysisError
 from analysis.anova import Anova, fit_anova
+from analysis.baseline import unlearned
 from analysis.comparison import Conclusions, conclude
 from analysis.item_tests import ItemTest, item_tests
 from analysis.items import Outcomes, load_outcomes
@@ -40,13 +41,17 @@ class Results:
     conclusions: Conclusions
     outcomes: Outcomes
     item_tests: dict[str, ItemTest]
+    unlearned: str | None = None  # why no quality conclusion can be drawn (analysis.baseline)
 
 
 def analyse(options: Options) -> Results:
     runs = load_runs(options.paths, options.strict)
     check_pairing(runs)
     columns = runs.table.columns
-    responses = [resolve(n, columns) for n in options.responses] or default_responses(columns)
+    gate = unlearned(runs.ok)
+    responses = [resolve(n, columns) for n in options.responses] or [
+        r for r in default_responses(columns) if not (gate and r.startswith(QUALITY))
+    ]
     if not responses:
         raise AnalysisError("no response to analyse: pass --response with a column of runs.csv")
     for response in responses:
@@ -68,9 +73,10 @@ def analyse(options: Options) -> Results:
         for response in responses
     ]
     quality = next((r for r in responses if r.startswith(QUALITY)), quality_metric(columns))
+    quality = None if gate else quality
     table = recipes(runs.ok, runs.factors, quality)
     best = best_recipe(table, options.max_quality_drop)
     conclusions = conclude(runs.ok, runs.factors, quality, options.max_quality_drop, options.alpha)
     outcomes = load_outcomes(runs.ok)
     tests = item_tests(runs, outcomes, responses)
-    return Results(runs, anovas, quality, table, best, conclusions, outcomes, tests)
+    return Results(runs, anovas, quality, table, best, conclusions, outcomes, tests, gate)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.anova import Anova
+from analysis.baseline import SPEED_ONLY, data_lines
 from analysis.comparison import (
     DELTA,
     DROP_HIGH,
@@ -189,7 +190,7 @@ def _best(results: Results, max_drop: float) -> list[str]:
 
 
 def summary(results: Results, options: Options) -> str:
-    parts = [_jobs(results)]
+    parts = [results.unlearned or "", _jobs(results), *data_lines(results.runs.ok)]
     if results.runs.factors:
         verdicts = "; ".join(
             _verdict(anova, options.alpha, results.item_tests.get(anova.response))
@@ -199,7 +200,7 @@ def summary(results: Results, options: Options) -> str:
         parts.append(f"Significant at alpha = {options.alpha:g}: {verdicts}.")
     else:
         parts.append("No factor varies across the successful runs: nothing to test.")
-    parts += _best(results, options.max_quality_drop)
+    parts += [SPEED_ONLY] if results.unlearned else _best(results, options.max_quality_drop)
     warned = [response_name(a) for a in results.anovas if a.warnings]
     if warned:
         parts.append(f"See the warnings for {', '.join(warned)}.")

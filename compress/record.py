@@ -115,14 +115,18 @@ def _ratio(new: float | None, old: float | None) -> float | None:
 
 @dataclass
 class Side:
-    """One model's measurements in a record: ``baseline`` or ``compressed``. ``training`` is
-    the baseline's (how it was trained); the compressed model's training is under
-    ``compression.recovery``."""
+    """One model's measurements in a record: ``baseline`` or ``compressed``. ``training``,
+    ``data`` (the splits and their checks), ``gate`` (did the baseline beat chance) and
+    ``learned`` (the gate's verdict) are the baseline's; the compressed model's training is
+    under ``compression.recovery``."""
 
     size: dict
     speed: dict
     quality: dict | None = None
     training: dict | None = None
+    data: dict | None = None
+    gate: dict | None = None
+    learned: bool | None = None
 
     def to_dict(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}

@@ -22,13 +22,33 @@ class OptimizerConfig:
 
 @dataclass
 class FinetuneConfig(OptimizerConfig):
-    """How the baseline's task head is trained once before any compression."""
+    """How the baseline's task head is trained once before any compression: until the
+    validation macro-F1 stops improving for ``patience`` evaluations (or a cap is reached),
+    keeping the best weights. The validation rows are a stratified ``validation_fraction`` of
+    the train split (at most ``validation_max`` rows; on small data at least 50, up to a
+    quarter of the rows), never eval or calibration rows; they are
+    scored every epoch, or every ``eval_every_steps`` steps when an epoch is longer. Warm-up
+    covers ``warmup_ratio`` of the first epoch; the rate then decays linearly to zero at the
+    cap (``max_epochs`` or ``max_steps``, whichever comes first)."""
 
-    epochs: int = 1
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    max_epochs: int = 20
+    max_steps: int = 3000
+    patience: int = 2
+    eval_every_steps: int = 100
+    validation_fraction: float = 0.1
+    validation_max: int = 1000
 
     def __post_init__(self) -> None:
-        check_positive("task.finetune.epochs", self.epochs)
-        check_positive("task.finetune.batch_size", self.batch_size)
+        for key in ("max_epochs", "max_steps", "patience", "eval_every_steps", "batch_size",
+                    "validation_max"):  # fmt: skip
+            check_positive(f"task.finetune.{key}", getattr(self, key))
+        if not 0 < self.validation_fraction <= 0.5:
+            raise ConfigError(
+                f"task.finetune.validation_fraction={self.validation_fraction} is outside (0, 0.5]",
+                "a share of the train rows to validate on, e.g. 0.1",
+            )
 
 
 @dataclass

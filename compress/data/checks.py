@@ -15,7 +15,7 @@ from compress.config.task import (
     LanguageModelingTaskConfig,
 )
 from compress.data.heads import choose_head
-from compress.data.labelled import SplitSizes, class_order, labelled_data
+from compress.data.labelled import class_order, labelled_data, split_sizes
 from compress.data.tables import SHIPPED_PREFIX, DataError, check_source, load_data
 from compress.data.texts import lm_text, prompts_with_references
 from compress.infra.registry import Registry
@@ -36,8 +36,7 @@ def _classification(task: ClassificationTaskConfig, config: Config, folder: Path
     if folder is not None:
         model_config = json.loads((folder / "config.json").read_text())
         labels = choose_head(model_config, labels, config.model.finetuned).labels
-    sizes = SplitSizes(task.train_size, task.eval_size, task.calibration_size, task.split_seed)
-    labelled_data(loaded, task.data, sizes, labels)
+    labelled_data(loaded, task.data, split_sizes(task), labels)
 
 
 @check_task_data.register(LanguageModelingTaskConfig)

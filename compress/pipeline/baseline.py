@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Bump when training or evaluation code changes what a cached baseline holds.
-BASELINE_FORMAT = 3
+BASELINE_FORMAT = 5
 
 
 @dataclass(frozen=True)
@@ -70,14 +70,17 @@ def _build(model_config: ModelConfig, task: Task, cache_dir: Path, folder: Path)
     )
     model, tokenizer, training = task.train_baseline(pretrained, model_config.finetuned)
     quality, outputs = task.evaluate(model, tokenizer)
+    gate = task.baseline_gate(outputs, training, tokenizer)
     save_artifact(model, folder / "model")
     tokenizer.save_pretrained(str(folder / "model" / TOKENIZER_DIR))
     info = {
         "model": model_config.name,
         "name_or_path": model_config.name_or_path,
         "task": task.key_material(),
+        "data": training.pop("data", None),
         "training": training,
         "quality": quality,
+        "gate": gate,
         "outputs": outputs,
     }
     write_json_atomic(folder / "baseline.json", info)

@@ -28,6 +28,7 @@ from compress.infra.atomic import write_json_atomic
 from compress.infra.environment import default_threads, git_revision, hardware, library_versions
 from compress.infra.placement import own_cores
 from compress.infra.quiet import quiet_libraries
+from compress.measure.gate import baseline_notes
 from compress.measure.size import size_stats
 from compress.pipeline.coldload import measure_cold_load
 from compress.pipeline.isolation import run_isolated
@@ -56,12 +57,13 @@ def _hydra_overrides() -> list[str]:
 
 
 def _notes(
-    config: Config, compression: Compression, training: dict, load_average: float, threads: int
+    config: Config, compression: Compression, baseline: dict, load_average: float, threads: int
 ) -> list[str]:
     prune, artifact = compression.prune, compression.artifact
     notes = list(prune["notes"]) + list(compression.quant["notes"])
-    if training.get("weights_note"):
-        notes.append(training["weights_note"])
+    if baseline["training"].get("weights_note"):
+        notes.append(baseline["training"]["weights_note"])
+    notes += baseline_notes(baseline)
     if getattr(config.task, "decoding", None) == "speculative":
         notes.append(
             "decoding=speculative: the compressed speed is the baseline verifying the "
@@ -174,17 +176,21 @@ def _compress_and_measure(config: Config, record: JobRecord, output_dir: Path) -
     measured = _measure(prepared, models, threads)
     record.baseline, record.compressed = measured["baseline"], measured["compressed"]
     record.baseline.quality, record.baseline.training = info["quality"], info["training"]
+    gate = info.get("gate") or {}
+    record.baseline.data, record.baseline.gate = info.get("data"), gate
+    record.baseline.learned = gate.get("learned")
     record.compressed.quality = quality
     if not config.keep_artifact:
         shutil.rmtree(artifact_dir)
     record.ratios = ratios(record.baseline, record.compressed, quality_metrics(prepared.task))
     comparison, fingerprint = paired_outcomes(
-        prepared.task, outputs, info["outputs"], measured, output_dir, config.seed
-    )
+        prepared.task, outputs, info["outputs"], measured, output_dir, config.seed,
+        quality=gate.get("learned") is not False,
+    )  # fmt: skip
     record.ratios |= comparison
     record.pairing = _pairing(prepared.baseline.folder.name, fingerprint, config.seed)
     load_average = record.environment["hardware"]["load_average_1m"]
-    record.notes = _notes(config, record.compression, info["training"], load_average, threads)
+    record.notes = _notes(config, record.compression, info, load_average, threads)
 
 
 def _finished_record(output_dir: Path, resolved: dict) -> dict | None:

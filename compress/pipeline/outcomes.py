@@ -57,14 +57,16 @@ def eval_fingerprint(items: pd.DataFrame) -> str:
 
 
 def paired_outcomes(
-    task: Task, outputs: dict, reference: dict, measured: dict[str, Side], folder: Path, seed: int
-) -> tuple[dict, str]:
-    """Write the item and round tables into ``folder``; returns ``intervals`` and ``tests``,
-    and the evaluation set's fingerprint."""
+    task: Task, outputs: dict, reference: dict, measured: dict[str, Side], folder: Path, seed: int,
+    quality: bool = True,
+) -> tuple[dict, str]:  # fmt: skip
+    """Write the item and round tables into ``folder``; returns ``intervals`` and ``tests``
+    (of quality only when ``quality``: not against a baseline that learned nothing), and the
+    evaluation set's fingerprint."""
     items = task.item_outcomes(outputs, reference)
     rounds = timing_rounds(measured["baseline"].speed, measured["compressed"].speed)
     write_table_atomic(folder / ITEMS, items)
-    intervals, tests = task.paired_quality(items)
+    intervals, tests = task.paired_quality(items) if quality else ({}, {})
     if rounds is not None:
         write_table_atomic(folder / ROUNDS, rounds)
         intervals |= timing_intervals(rounds, seed)

@@ -111,15 +111,17 @@ def _limit(config: Config) -> tuple[int, str]:
     return int(0.9 * available), "90% of the memory available; job.memory_limit_gb sets it"
 
 
-def _workloads(config: Config, shape: Shape) -> list[tuple[str, str, int, int, bool]]:
-    """(key, label, batch, tokens, keeps layers) of each forward the job runs."""
+def _workloads(config: Config, positions: int | None) -> list[tuple[str, str, int, int, bool]]:
+    """(key, label, batch, tokens, keeps layers) of each forward the job runs. A length taken
+    from the data (``task.max_length=null``) is at most the model's positions."""
     bench, task = config.bench, config.task
     loads = [("batch_size", "the timed batch", config.batch_size, bench.seq_len, False)]
     if isinstance(task, ClassificationTaskConfig):
+        length = task.max_length or positions or bench.seq_len
         loads.append(("task.eval_batch_size", "evaluation", task.eval_batch_size,
-                      task.max_length, False))  # fmt: skip
+                      length, False))  # fmt: skip
         loads.append(("task.finetune.batch_size", "baseline training",
-                      task.finetune.batch_size, task.max_length, True))  # fmt: skip
+                      task.finetune.batch_size, length, True))  # fmt: skip
     if isinstance(task, CausalLMTaskConfig):
         for size in task.memory_batch_sizes:
             loads.append(("task.memory_batch_sizes", "generation memory", size,
@@ -136,7 +138,9 @@ def memory_problems(config: Config, model_config: dict, folder: Path | None) -> 
     weights = WEIGHT_COPIES * FLOAT32 * parameters
     limit, source = _limit(config)
     problems = []
-    for key, label, batch, tokens, training in _workloads(config, shape):
+    for key, label, batch, tokens, training in _workloads(
+        config, _first(model_config, _POSITION_KEYS)
+    ):
         held = weights + (TRAINING_COPIES - 1) * FLOAT32 * parameters * training
         needed = held + shape.activations(batch, tokens, training)
         if isinstance(config.task, CausalLMTaskConfig):
@@ -161,7 +165,7 @@ def position_problems(config: Config, model_config: dict) -> list[str]:
     if not positions:
         return []
     task, lengths = config.task, {"bench.seq_len": config.bench.seq_len}
-    if isinstance(task, ClassificationTaskConfig):
+    if isinstance(task, ClassificationTaskConfig) and task.max_length is not None:
         lengths["task.max_length"] = task.max_length
     if isinstance(task, CausalLMTaskConfig):
         lengths["bench.seq_len + task.speed_new_tokens"] = (
@@ -170,9 +174,10 @@ def position_problems(config: Config, model_config: dict) -> list[str]:
         lengths["task.calibration_length"] = task.calibration_length
         if hasattr(task, "window"):
             lengths["task.window"] = task.window
+    from_data = {"task.max_length": ", or null (from the data)"}
     return [
         f"{key}={value} exceeds the {positions} positions of model={config.model.name}, "
-        f"accepted: {key} <= {positions}"
+        f"accepted: {key} <= {positions}{from_data.get(key, '')}"
         for key, value in lengths.items()
         if value > positions
     ]

@@ -48,6 +48,13 @@ class Task(Protocol):
     def adopt_baseline(self, training: dict) -> None:
         """Take what the cached baseline was built with (a classifier's class order)."""
 
+    def baseline_gate(
+        self, outputs: dict, training: dict, tokenizer: PreTrainedTokenizerBase
+    ) -> dict:
+        """Whether the baseline (its held-out ``outputs``) beats a reference predictor that
+        learned nothing: ``learned`` true, false (with ``reason`` and ``fix``) or None (not
+        tested), the test and its figures (``compress.measure.gate``)."""
+
     def evaluate(
         self, model: Any, tokenizer: PreTrainedTokenizerBase, reference: dict | None = None
     ) -> tuple[dict, dict]:

@@ -97,6 +97,15 @@ class CausalLMTask:
     def adopt_baseline(self, training: dict) -> None:
         """Nothing to take: the pretrained model has no task head."""
 
+    def baseline_gate(
+        self, outputs: dict, training: dict, tokenizer: PreTrainedTokenizerBase
+    ) -> dict:
+        """Not tested (``learned: null``) for generation: free-form answers have no reference
+        predictor whose beating would show the model learned the task (``task=lm`` has one);
+        compressed models are compared with the baseline's own answers."""
+        reason = f"task={self.config.name} has no reference predictor to beat"
+        return {"learned": None, "test": None, "reason": reason}
+
     def calibration_batches(
         self, tokenizer: PreTrainedTokenizerBase, count: int
     ) -> Iterator[dict[str, torch.Tensor]]:

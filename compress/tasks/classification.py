@@ -23,11 +23,18 @@ from transformers import (
 from compress.config.bench import LengthMode
 from compress.config.task import ClassificationTaskConfig
 from compress.data.heads import HeadChoice, choose_head
-from compress.data.labelled import LabelledData, SplitSizes, TextSplit, class_order, labelled_data
+from compress.data.labelled import LabelledData, TextSplit, class_order, labelled_data, split_sizes
+from compress.data.lengths import (
+    choose_max_length,
+    position_limit,
+    token_lengths,
+    truncation_facts,
+)
 from compress.data.tables import data_identity, load_data
+from compress.measure.gate import diagnosis, majority_gate
 from compress.measure.latency import interleaved_latency
 from compress.measure.quality import classification_quality
-from compress.recovery.training import train_steps
+from compress.recovery.training import train_until_plateau
 from compress.stats.paired import mcnemar_exact
 from compress.stats.proportions import paired_proportion_difference
 from compress.stats.scores import paired_f1_difference, paired_roc_auc_difference
@@ -40,6 +47,7 @@ class ClassificationTask:
     def __init__(self, config: ClassificationTaskConfig) -> None:
         self.config = config
         self.labels: list[str] | None = None  # class names in the baseline's id order
+        self.max_length: int | None = config.max_length  # from the data when the config has none
 
     @cached_property
     def loaded(self):
@@ -49,16 +57,42 @@ class ClassificationTask:
     def data(self) -> LabelledData:
         c = self.config
         labels = self.labels or class_order(self.loaded, c.data)
-        sizes = SplitSizes(c.train_size, c.eval_size, c.calibration_size, c.split_seed)
-        return labelled_data(self.loaded, c.data, sizes, labels)
+        return labelled_data(self.loaded, c.data, split_sizes(c), labels)
 
     def key_material(self) -> dict:
         """Everything that changes the fine-tuned baseline: the settings and the data."""
         return asdict(self.config) | {"data_identity": data_identity(self.config.data)}
 
     def adopt_baseline(self, training: dict) -> None:
-        """Use the class order the cached baseline was built with."""
+        """Use the class order and token length the cached baseline was built with."""
         self.labels = training.get("labels") or self.labels
+        self.max_length = training.get("max_length") or self.max_length
+
+    def _fit_length(self, tokenizer: PreTrainedTokenizerBase, model_config: dict) -> dict:
+        """Set ``max_length`` (configured, or from the train rows' lengths) and say how many
+        held-out texts it cuts."""
+        train, held_out = self.data.train, self.data.eval
+        lengths = token_lengths(tokenizer, train.texts, train.pairs)
+        choice = choose_max_length(
+            self.config.max_length, lengths, position_limit(model_config, tokenizer)
+        )
+        self.max_length = choice.max_length
+        cut = truncation_facts(token_lengths(tokenizer, held_out.texts, held_out.pairs),
+                               choice.max_length)  # fmt: skip
+        return choice.to_dict() | cut
+
+    def _length(self, tokenizer: PreTrainedTokenizerBase) -> int:
+        if self.max_length is None:
+            self._fit_length(tokenizer, {})
+        return self.max_length
+
+    def data_facts(self) -> dict:
+        """Rows per split, and train rows per class (in the order of ``training.labels``):
+        what the baseline was trained and judged on."""
+        data = self.data
+        counts = np.bincount(data.train.labels, minlength=len(data.label_names))
+        return data.facts | {"classes": len(data.label_names),
+                             "train_per_class": counts.tolist()}  # fmt: skip
 
     def _encode(
         self, tokenizer: PreTrainedTokenizerBase, texts: list[str], pairs: list[str] | None,
@@ -73,15 +107,18 @@ class ClassificationTask:
         split: TextSplit,
         batch_size: int,
         seed: int | None,
+        order: np.ndarray | None = None,
     ):
-        order = np.arange(len(split))
+        """Labelled batches in ``order`` (by default the split's, or seeded shuffled)."""
+        if order is None:
+            order = np.arange(len(split))
         if seed is not None:
             order = np.random.default_rng(seed).permutation(len(split))
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             pairs = [split.pairs[i] for i in rows] if split.pairs else None
             texts = [split.texts[i] for i in rows]
-            batch = self._encode(tokenizer, texts, pairs, self.config.max_length)
+            batch = self._encode(tokenizer, texts, pairs, self._length(tokenizer))
             batch["labels"] = torch.as_tensor(split.labels[rows])
             yield batch
 
@@ -104,15 +141,27 @@ class ClassificationTask:
         """Whether the model's own head serves these labels (see compress.data.heads)."""
         return choose_head(model_config, class_order(self.loaded, self.config.data), finetuned)
 
+    def _examples(self, tokenizer: PreTrainedTokenizerBase, split: TextSplit) -> list[dict]:
+        """Tokenized examples with their labels, unpadded (the trainer pads each batch)."""
+        encoded = tokenizer(split.texts, split.pairs, truncation=True,
+                            max_length=self._length(tokenizer))  # fmt: skip
+        return [
+            {key: encoded[key][i] for key in encoded} | {"labels": int(split.labels[i])}
+            for i in range(len(split))
+        ]
+
     def train_baseline(
         self, pretrained: str, finetuned: bool | None = None
     ) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
         """The model's own trained head as it is, or a fresh head fine-tuned (with the encoder
-        under it) on the train split."""
-        choice = self.head(AutoConfig.from_pretrained(pretrained).to_dict(), finetuned)
+        under it) on the train split until the validation rows stop improving."""
+        model_config = AutoConfig.from_pretrained(pretrained).to_dict()
+        choice = self.head(model_config, finetuned)
         self.labels = choice.labels
         tokenizer = AutoTokenizer.from_pretrained(pretrained)
-        facts = {"head": choice.reason, "labels": choice.labels}
+        lengths = self._fit_length(tokenizer, model_config)
+        facts = {"head": choice.reason, "labels": choice.labels, "max_length": self.max_length,
+                 "data": self.data_facts() | lengths}  # fmt: skip
         if choice.finetuned:
             model = AutoModelForSequenceClassification.from_pretrained(pretrained).eval()
             return model, tokenizer, facts | {"steps": 0, "samples_seen": 0, "seconds": 0.0,
@@ -124,19 +173,37 @@ class ClassificationTask:
             pretrained, num_labels=len(names), id2label=names,
             label2id={v: k for k, v in names.items()}, ignore_mismatched_sizes=True,
         )  # fmt: skip
-        steps = tuning.epochs * -(-len(self.data.train) // tuning.batch_size)
-        batches = self.train_batches(tokenizer, tuning.batch_size, tuning.seed)
-        stats = train_steps(model, batches, steps, tuning, description="fine-tune baseline")
+        train = self._examples(tokenizer, self.data.train)
+        validation = self._examples(tokenizer, self.data.validation)
+        stats = train_until_plateau(model, train, validation, tokenizer, tuning,
+                                    self.config.eval_batch_size)  # fmt: skip
         return model, tokenizer, facts | stats
+
+    def baseline_gate(
+        self, outputs: dict, training: dict, tokenizer: PreTrainedTokenizerBase
+    ) -> dict:
+        """Whether the baseline beats the majority-class predictor on the held-out items
+        (``compress.measure.gate``); when it does not, why and what to try."""
+        data = self.data
+        gate = majority_gate(data.eval.labels, np.asarray(outputs["predictions"]))
+        gate["majority_class"] = data.label_names[gate["majority_class"]]
+        if not gate["learned"]:
+            rows = len(data.train) + (len(data.validation) if data.validation else 0)
+            gate["reason"], gate["fix"] = diagnosis(training, rows, len(data.label_names))
+        return gate
 
     @torch.inference_mode()
     def predict(self, model: nn.Module, tokenizer: PreTrainedTokenizerBase) -> dict:
-        """Predicted class and class probabilities of every held-out item, in order."""
-        probabilities = []
-        for batch in self.batches(tokenizer, self.data.eval, self.config.eval_batch_size, None):
+        """Predicted class and class probabilities of every held-out item, in order (scored in
+        batches of similar lengths, which pad little)."""
+        split, probabilities = self.data.eval, []
+        pairs = split.pairs or [""] * len(split)
+        order = np.argsort([len(t) + len(p) for t, p in zip(split.texts, pairs, strict=True)],
+                           kind="stable")  # fmt: skip
+        for batch in self.batches(tokenizer, split, self.config.eval_batch_size, None, order):
             batch.pop("labels")
             probabilities.append(torch.softmax(model(**batch).logits.float(), -1))
-        scores = torch.cat(probabilities)
+        scores = torch.cat(probabilities)[torch.as_tensor(np.argsort(order))]
         return {
             "predictions": scores.argmax(-1).tolist(),
             "positive_scores": scores[:, -1].tolist(),

@@ -14,6 +14,7 @@ from transformers import PreTrainedTokenizerBase
 
 from compress.config.task import LanguageModelingTaskConfig
 from compress.data.texts import LMText, lm_text
+from compress.measure.gate import unigram_gate
 from compress.measure.perplexity import perplexity
 from compress.stats.blocks import paired_block_interval
 from compress.stats.paired import Interval
@@ -60,6 +61,18 @@ class LanguageModelingTask(CausalLMTask):
             quality["perplexity_vs_baseline"] = quality["perplexity"] / reference["perplexity"]
             quality["nll_delta"] = quality["nll"] - reference["nll"]
         return quality, outputs
+
+    def baseline_gate(
+        self, outputs: dict, training: dict, tokenizer: PreTrainedTokenizerBase
+    ) -> dict:
+        """Whether the model predicts the held-out text better than token frequencies alone
+        (``compress.measure.gate.unigram_gate``, the frequencies counted on the calibration
+        text)."""
+        c = self.config
+        calibration = token_ids(tokenizer, self.calibration_text(), 0).numpy()
+        held_out = self.eval_ids(tokenizer).numpy()
+        return unigram_gate(outputs["window_nll"], calibration, held_out, len(tokenizer),
+                            c.window, c.stride)  # fmt: skip
 
     def item_outcomes(self, outputs: dict, reference: dict) -> pd.DataFrame:
         """Per scored window: its token count and each model's summed NLL."""

@@ -21,6 +21,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     command = [sys.executable, "-m", "compress.main", "-m", "prune=0,0.5",
                "prune_method=heads_neurons", "quant=fp32,bf16", "bench.repeats=5",
                "bench.warmup=1", "bench.cold_load=false", "keep_artifact=false",
+               "task.eval_size=1000",
                f"hydra.sweep.dir={root}"]  # fmt: skip
     subprocess.run(command, check=True, timeout=1500, capture_output=True)
     return root

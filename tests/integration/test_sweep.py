@@ -1,4 +1,5 @@
-"""A real ``-m`` sweep on the real offline model (the fine-tuned MiniLM baseline is cached)."""
+"""A real ``-m`` sweep on the real offline model (the fine-tuned MiniLM baseline is cached;
+1,000 held-out items, as in test_significance, which shares it)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     command = [
         sys.executable, "-m", "compress.main", "-m",
         "prune=0,0.5", "quant=fp32,int8",
-        "bench.warmup=2", "bench.repeats=8",
+        "bench.warmup=2", "bench.repeats=8", "task.eval_size=1000",
         f"hydra.sweep.dir={root}",
     ]  # fmt: skip
     subprocess.run(command, check=True, timeout=1500)

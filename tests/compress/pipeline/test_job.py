@@ -46,7 +46,8 @@ def test_job_writes_a_complete_ok_record(compose_config, tiny_pretrained_dir):
     assert record["ratios"]["disk_bytes"] < 1
     assert 0 <= record["compressed"]["quality"]["agreement"] <= 1
     assert record["environment"]["hardware"]["threads"] >= 1
-    assert record["baseline"]["training"]["samples_seen"] == 64
+    train_rows = record["baseline"]["data"]["train"]  # 64 rows less the validation quarter
+    assert (train_rows, record["baseline"]["training"]["samples_seen"]) == (48, 2 * 48)
 
 
 def test_bad_value_fails_the_job_and_records_why(compose_config, tiny_pretrained_dir):
@@ -110,19 +111,22 @@ def test_recovered_model_is_trained_once_and_reused_across_quant_levels(
     compose_config, tiny_pretrained_dir
 ):
     recovery = ["recovery=distill", "recovery.steps=2", "bench.cold_load=false", "prune=0.5"]
+    # 2 steps of batch 32 over the 48 train rows (64 less the validation quarter): 48 seen
     first = run_job(compose_config(_overrides(tiny_pretrained_dir, *recovery, "quant=fp32")))
     training = first["compression"]["recovery"]
-    assert (training["method"], training["steps"], training["samples_seen"]) == ("distill", 2, 64)
+    assert (training["method"], training["steps"], training["samples_seen"]) == ("distill", 2, 48)
     assert training["reused_from_cache"] is False
     cfg = compose_config(_overrides(tiny_pretrained_dir, *recovery, "quant=int8"))
     cfg.paths.output_dir += "-int8"
     second = run_job(cfg)
     assert second["compression"]["recovery"]["reused_from_cache"] is True
-    assert second["compression"]["recovery"]["samples_seen"] == 64
+    assert second["compression"]["recovery"]["samples_seen"] == 48
     assert second["compression"]["prune"] == first["compression"]["prune"]
 
 
-def test_the_job_keeps_per_item_outcomes_and_paired_intervals(compose_config, tiny_pretrained_dir):
+def test_the_job_keeps_per_item_outcomes_and_paired_intervals(
+    compose_config, tiny_pretrained_dir, gate_passes
+):
     import pandas as pd
 
     cfg = compose_config(_overrides(tiny_pretrained_dir, "prune=0.5", "quant=int8"))
@@ -149,3 +153,22 @@ def test_the_job_keeps_per_item_outcomes_and_paired_intervals(compose_config, ti
     assert rounds["compressed_ms"].tolist() == record["compressed"]["speed"]["samples_ms"]
     latency = record["ratios"]["intervals"]["latency_p50"]
     assert latency["estimate"] == pytest.approx(record["ratios"]["latency_p50"], rel=1e-3)
+
+
+def test_a_baseline_that_learned_nothing_is_measured_but_not_compared_on_quality(
+    compose_config, tiny_pretrained_dir
+):
+    cfg = compose_config(_overrides(tiny_pretrained_dir, "prune=0.5", "quant=int8"))
+    record = run_job(cfg)  # a tiny random model, two epochs on 64 rows: it learns nothing
+    baseline, gate = record["baseline"], record["baseline"]["gate"]
+    assert record["status"] == "ok" and baseline["learned"] is False is gate["learned"]
+    assert gate["test"].startswith("exact binomial test") and gate["p_value"] >= 0.05
+    assert gate["n"] == 48 and 0 <= gate["correct"] <= 48 and gate["reason"] and gate["fix"]
+    assert set(record["ratios"]["intervals"]) == {"latency_p50", "throughput"}
+    assert record["ratios"]["tests"] == {}
+    assert record["compressed"]["speed"]["p50_ms"] > 0 and record["ratios"]["disk_bytes"] < 1
+    assert any(note.startswith("no quality conclusion: ") for note in record["notes"])
+    training, data = baseline["training"], baseline["data"]
+    assert training["stopped"]["reason"] == "max_epochs" and len(training["curve"]) == 2
+    assert data["train"] + data["validation"] == 64 and data["eval"] == 48
+    assert training["max_length"] == data["max_length"] <= 512

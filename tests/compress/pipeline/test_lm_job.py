@@ -75,7 +75,9 @@ def test_generation_job_with_speculative_decoding(compose_config, tiny_llama_dir
     assert speed["acceptance_rate"] == 1.0 and speed["drafted_tokens"] > 0
 
 
-def test_lm_job_keeps_window_outcomes_and_a_perplexity_interval(compose_config, tiny_llama_dir):
+def test_lm_job_keeps_window_outcomes_and_a_perplexity_interval(
+    compose_config, gate_passes, tiny_llama_dir
+):
     import pandas as pd
 
     cfg = compose_config([f"model.name_or_path={tiny_llama_dir}", *FAST, *LM, "quant=int8",

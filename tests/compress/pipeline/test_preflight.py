@@ -88,6 +88,13 @@ BAD_CONFIGS = [
      "context, accepted: 1 <= task.stride < task.window=512"),
     ("task=generation task.top_p=0", "task.temperature=0.7 task.top_p=0.0 cannot sample, "
      "accepted: task.temperature > 0 and 0 < task.top_p <= 1"),
+    ("task.finetune.validation_fraction=0.9", "task.finetune.validation_fraction=0.9 is outside "
+     "(0, 0.5], accepted: a share of the train rows to validate on, e.g. 0.1"),
+    ("task.finetune.patience=0", "task.finetune.patience=0 is not a positive integer, accepted: "
+     "1, 2, 3, ..."),
+    ("task.finetune.epochs=3", "task.finetune.epochs is not a config key, accepted: a key "
+     "that --cfg job lists, or +tag.<name>=<note>"),
+    ("task.eval_overlap=maybe", "task.eval_overlap=maybe is not a choice, accepted: drop, keep"),
     ("+unknown_key=1", "unknown_key is not a config key, accepted: a key that --cfg job lists, "
      "or +tag.<name>=<note>"),
     ("+bench.repats=3", "bench.repats is not a config key, accepted: bench.repeats (the closest "
@@ -214,9 +221,12 @@ BAD_DATA = [
      "task.data.label_column=sentiment is not a column of {good}, accepted: text, label, score"),
     (["task.data.files.train={one_class}"], "task.data.label_column=label holds 1 class (pos) "
      "in {one_class}, accepted: a column with two or more classes"),
-    (["task.data.files.train={good}", "task.eval_size=40"], "the train split of {good} is "
-     "empty after holding out 40 eval and 0 calibration rows, accepted: more rows, or smaller "
-     "eval and calibration sizes"),
+    (["task.data.files.train={good}", "task.data.files.eval={good}"], "every one of the 40 "
+     "held-out texts of {good} also occurs in its train split, accepted: held-out texts that "
+     "are not training texts, or task.eval_overlap=keep"),
+    (["task.data.files.train={good}", "task.max_length=1024"], "task.max_length=1024 exceeds "
+     "the 512 positions of model=minilm, accepted: task.max_length <= 512, or null (from the "
+     "data)"),
     (["task.data.files.train={good}", "task.data.text_column=score"],
      "task.data.text_column=score holds non-strings (int) in {good}, accepted: a column of text"),
     (["task.data.files.train={good}", "model.finetuned=true"], "model.finetuned=true but the "

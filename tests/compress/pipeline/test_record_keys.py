@@ -29,7 +29,7 @@ def flattened_keys(record: dict, prefix: str = "") -> set[str]:
 
 
 @pytest.mark.parametrize("quant", sorted(RECORDED))
-def test_record_keys_are_the_recorded_ones(compose_config, tiny_pretrained_dir, quant):
+def test_record_keys_are_the_recorded_ones(compose_config, tiny_pretrained_dir, gate_passes, quant):
     overrides = [f"model.name_or_path={tiny_pretrained_dir}", *TINY_JOB, "prune=0.5"]
     record = run_job(compose_config([*overrides, f"quant={quant}"]))
     assert record["status"] == "ok"

@@ -16,7 +16,7 @@ SENTENCES = [
 ] * 6
 
 
-def test_perplexity_of_a_text_file(compose_config, tiny_llama_dir, tmp_path):
+def test_perplexity_of_a_text_file(compose_config, gate_passes, tiny_llama_dir, tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("\n".join(SENTENCES))
     cfg = compose_config([f"model.name_or_path={tiny_llama_dir}", *FAST, "task=lm",
