@@ -25,6 +25,7 @@ from compress.backends.torch.modules import (
     PackedLinear,
     StaticInt8Linear,
     TiedEmbedding,
+    embedding_scale,
 )
 from compress.infra.context import CompressionContext
 from compress.infra.environment import cpu_flags
@@ -38,6 +39,7 @@ from compress.quantization.selection import check_patterns, is_skipped, select, 
 from compress.quantization.smoothquant import smooth
 from compress.schema import (
     BFloat16Config,
+    ConfigError,
     Float16Config,
     Float32Config,
     Int4GPTQConfig,
@@ -285,8 +287,9 @@ def _convert(
         _set_module(model, name, build(name, linear))
     if tied is None:
         return []
-    padding = getattr(model.get_submodule(tied), "padding_idx", None)
-    _set_module(model, tied, TiedEmbedding(padding).bind(model.get_output_embeddings()))
+    embedding = model.get_submodule(tied)
+    lookup = TiedEmbedding(getattr(embedding, "padding_idx", None), embedding_scale(embedding))
+    _set_module(model, tied, lookup.bind(model.get_output_embeddings()))
     return [f"{tied} is tied to the LM head: it looks up rows of the quantized head"]
 
 
@@ -377,6 +380,13 @@ def _int8_smoothquant(
     batches = list(context.calibration_batches(config.calibration_batches, "SmoothQuant"))
     tied = _tied_embedding(model, linears, config.skip)
     smoothed = set(smooth(model.eval(), batches, config.alpha))
+    if not smoothed & set(linears):
+        raise ConfigError(
+            f"quant={config.name} smoothed no Linear of {type(model).__name__} (no norm of its "
+            "blocks feeds only Linears that it converts), so it would be plain W8A8",
+            "quant=int8_weight_only or int8 for this model, or a family that "
+            "compress.models.families lists with folds",
+        )
 
     def build(name: str, linear: nn.Linear) -> PackedLinear:
         return DynamicInt8Linear(*int8_per_channel(linear.weight), _bias(linear))
