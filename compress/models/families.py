@@ -52,7 +52,9 @@ Folds = tuple[tuple[str, tuple[str, ...]], ...]
 class Family:
     """One model family: the ``model_type`` values of its ``config.json``, the class name of
     its transformer block, how that block is laid out, and its SmoothQuant folds.
-    ``onnx_fusion``: ONNX Runtime's BERT fusions apply to its exported graph."""
+    ``onnx_fusion``: ONNX Runtime's BERT fusions apply to its exported graph.
+    ``whole_tables``: embedding tables the model reads whole (``.weight``) instead of looking
+    rows up, which an int8 row lookup cannot stand in for (they stay float)."""
 
     name: str
     model_types: tuple[str, ...]
@@ -61,6 +63,7 @@ class Family:
     decoder: bool = False
     folds: Folds = ()
     onnx_fusion: bool = True
+    whole_tables: tuple[str, ...] = ()
 
 
 # fmt: off
@@ -122,7 +125,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("XLM-R", ("xlm-roberta",), "XLMRobertaLayer", _BERT),
     Family("ELECTRA", ("electra",), "ElectraLayer", _BERT),
     Family("DistilBERT", ("distilbert",), "TransformerBlock", _DISTILBERT),
-    Family("DeBERTa-v2/v3", ("deberta-v2",), "DebertaV2Layer", _DEBERTA),
+    Family("DeBERTa-v2/v3", ("deberta-v2",), "DebertaV2Layer", _DEBERTA,
+           whole_tables=("rel_embeddings",)),
     # layer 0 has no attention norm (nn.Identity): the embeddings' norm also feeds the residual
     Family("ModernBERT", ("modernbert",), "ModernBertEncoderLayer", _MODERNBERT,
            folds=(("attn_norm", ("attn.Wqkv",)), ("mlp_norm", ("mlp.Wi",))), onnx_fusion=False),

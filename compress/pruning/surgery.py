@@ -288,7 +288,7 @@ def keep_blocks(model: nn.Module, keep: Sequence[int]) -> None:
         raise ValueError("a model needs at least one transformer block")
     if _module_kinds(kept[0]) != _module_kinds(blocks[0]):
         raise ValueError(
-            f"{type(blocks[0]).__name__} 0 is built unlike the others and must stay first; "
+            f"{type(blocks[0]).__name__} 0 is built unlike the others and must stay first, "
             "accepted: prune_method.drop=top"
         )
     for _ in range(len(blocks)):

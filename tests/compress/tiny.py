@@ -1,7 +1,7 @@
 """A tiny random-init model of every family the tool knows, built in code from transformers'
 own config classes (no hub, no weights): 2 blocks, hidden size 64, 4 query heads of 16 (2
 key/value heads in the decoders that group them), 128 feed-forward neurons, vocabulary
-1000. Encoders get a 2-class classification head, decoders an LM head."""
+1000. Encoders get a 16-class classification head, decoders an LM head."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from compress.models.families import family_of
 VOCAB = 1000
 _SIZES = {"vocab_size": VOCAB, "hidden_size": 64, "num_hidden_layers": 2,
           "num_attention_heads": 4, "intermediate_size": 128}  # fmt: skip
-_ENCODER = _SIZES | {"pad_token_id": 0, "num_labels": 2}
+# 16 classes: enough logits for a signal-to-noise ratio to mean something
+_ENCODER = _SIZES | {"pad_token_id": 0, "num_labels": 16}
 _DECODER = _SIZES | {"num_key_value_heads": 2, "head_dim": 16, "pad_token_id": 0,
                      "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": True}  # fmt: skip
 
@@ -26,7 +27,7 @@ CONFIGS: dict[str, Callable[[], tf.PretrainedConfig]] = {
     "xlm-roberta": lambda: tf.XLMRobertaConfig(**_ENCODER),
     "electra": lambda: tf.ElectraConfig(**_ENCODER, embedding_size=32),
     "distilbert": lambda: tf.DistilBertConfig(vocab_size=VOCAB, dim=64, n_layers=2, n_heads=4,
-                                              hidden_dim=128, pad_token_id=0, num_labels=2),
+                                              hidden_dim=128, pad_token_id=0, num_labels=16),
     # relative attention with separate position projections (DeBERTa-v2's own layout)
     "deberta-v2": lambda: tf.DebertaV2Config(**_ENCODER, relative_attention=True,
                                              pos_att_type=["p2c", "c2p"], share_att_key=False,
