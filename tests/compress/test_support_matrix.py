@@ -27,7 +27,7 @@ from compress.infra.context import CompressionContext
 from compress.models.families import FAMILIES, family_of, family_problems
 from compress.models.layers import transformer_blocks
 from compress.pruning import prune_model
-from compress.pruning.surgery import ffn_width, head_count, kv_head_count
+from compress.pruning.surgery import ffn_width, head_count, keep_heads, keep_neurons, kv_head_count
 from compress.schema import (
     BFloat16Config,
     ConfigError,
@@ -79,8 +79,6 @@ ORT_LEVELS = {
     "int8_static": (Int8StaticConfig(calibration_batches=2), 10),
     "int4": (Int4WeightOnlyConfig(), 10),
 }
-# the unpruned model in fp32; the pruned one through PT2E static int8 (which captures it in
-# fp32 first)
 COMPILED_LEVELS = {"fp32": (Float32Config(), 60), "int8_static": (Int8StaticConfig(), 10)}
 
 
@@ -159,9 +157,15 @@ def test_pruning(model_type, method, tmp_path):
     RESULTS["pruning", model_type, method] = "✔"
 
 
-def _pruned(model_type: str, seed: int = 0) -> torch.nn.Module:
+def _one_block(model_type: str) -> torch.nn.Module:
+    """What the quantization and backend cells start from: one block (blocks are alike, and
+    the pruning cells run on two), to keep the matrix within a few minutes."""
+    return tiny_model(model_type, blocks=1)
+
+
+def _pruned(model_type: str) -> torch.nn.Module:
     """The recipe's model: half the heads and half the neurons of every block removed."""
-    model = tiny_model(model_type, seed)
+    model = _one_block(model_type)
     prune_model(PRUNING["heads_neurons"], model, 0.5, CompressionContext())
     return model
 
@@ -187,16 +191,24 @@ def test_torch_level_on_a_pruned_model(model_type, level, tmp_path):
     RESULTS["torch", model_type, level] = "✔"
 
 
-@pytest.mark.parametrize("pruned", [False, True], ids=["unpruned", "pruned"])
+def _half_pruned(model_type: str) -> torch.nn.Module:
+    """What the exporting backends get: two blocks, the first cut as heads_neurons at
+    prune=0.5 cuts every block (heads 0 and 2 of 4, every other neuron), the second whole:
+    one export covers a pruned and an unpruned block."""
+    model = tiny_model(model_type)
+    first = transformer_blocks(model)[0]
+    keep_heads(first, [0, 2])
+    keep_neurons(first, range(0, ffn_width(first), 2))
+    return model
+
+
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
-def test_onnxruntime(model_type, pruned, tmp_path):
+def test_onnxruntime(model_type, tmp_path):
     """fp32 through the backend; the quantized levels from the same exported graph (the
     backend quantizes what it exported, with the same tools)."""
-    model = _pruned(model_type) if pruned else tiny_model(model_type)
-    context, inputs = _context(model_type, tmp_path), _probe(model_type)
-    reference = _logits(model, inputs)
-    column = "pruned" if pruned else "unpruned"
     problems = family_problems(model_type, backend="onnxruntime")
+    model = tiny_model(model_type) if problems else _half_pruned(model_type)
+    context, inputs = _context(model_type, tmp_path), _probe(model_type)
 
     def run():
         return compress_on(OnnxRuntimeBackendConfig(), model, Float32Config(), context,
@@ -205,53 +217,48 @@ def test_onnxruntime(model_type, pruned, tmp_path):
     if problems:
         _refused("onnxruntime", model_type, _expect_refusal(model_type, problems, run))
         return
+    reference = _logits(model, inputs)
     compressed = run()
     assert _snr_db(reference, _logits(compressed.model, inputs)) > 60
     torch.testing.assert_close(
         _logits(load_artifact(tmp_path / "fp32"), inputs), _logits(compressed.model, inputs)
     )
-    RESULTS["onnxruntime", model_type, f"fp32 {column}"] = "✔"
-    if not pruned:
-        return
+    RESULTS["onnxruntime", model_type, "fp32"] = "✔"
     for level, (config, bound_db) in ORT_LEVELS.items():
         source = tmp_path / f"{level}-source.onnx"
         shutil.copy(tmp_path / "fp32" / "model.onnx", source)
         ort_quantize(config, source, tmp_path / f"{level}.onnx", context)
         runner = OrtModel(tmp_path / f"{level}.onnx", model.config)
         assert _snr_db(reference, _logits(runner, inputs)) > bound_db, level
-        RESULTS["onnxruntime", model_type, f"{level} pruned"] = "✔"
+        RESULTS["onnxruntime", model_type, level] = "✔"
 
 
-@pytest.mark.parametrize("pruned", [False, True], ids=["unpruned", "pruned"])
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
-def test_compiled_capture(model_type, pruned, tmp_path):
-    """What the compiled backend compiles: the captured (and PT2E-quantized) program, run as
-    it is; compiling it (AOTInductor, ~20 s a package) is the slow tier's
-    ``tests/compiled``."""
+def test_compiled_capture(model_type, tmp_path):
+    """What the compiled backend compiles: the captured program, run as it is (compiling it,
+    ~20 s a package, is the slow tier's): fp32 on the half-pruned model, static int8 (PT2E)
+    on a one-block pruned one."""
     from compress.backends.compiled.quantize import capture
     from compress.backends.inputs import accepted_inputs, refuse_family
 
-    model = _pruned(model_type) if pruned else tiny_model(model_type)
-    context, inputs = _context(model_type, tmp_path), _probe(model_type)
-    column = "pruned" if pruned else "unpruned"
     problems = family_problems(model_type, backend="torch_compiled")
     if problems:
         refusal = _expect_refusal(
-            model_type, problems, lambda: refuse_family(model, "torch_compiled")
+            model_type, problems, lambda: refuse_family(tiny_model(model_type), "torch_compiled")
         )
         _refused("torch_compiled", model_type, refusal)
         return
-    reference = _logits(model, inputs)
-    sample = accepted_inputs(model, next(iter(context.calibration_batches(1, "export"))))
+    context, inputs = _context(model_type, tmp_path), _probe(model_type)
     for level, (config, bound_db) in COMPILED_LEVELS.items():
-        if (level == "fp32") == pruned:
-            continue
-        program, _ = capture(config, model, sample, context)
+        model = _half_pruned(model_type) if level == "fp32" else _pruned(model_type)
+        sample = accepted_inputs(model, next(iter(context.calibration_batches(1, "export"))))
         probe = {k: inputs.get(k, torch.zeros_like(inputs["input_ids"])) for k in sample}
+        reference = _logits(model, inputs)
+        program, _ = capture(config, model, sample, context)
         with torch.no_grad():
             logits = program.module()(**probe)
         assert _snr_db(reference, logits.float()) > bound_db, level
-        RESULTS["torch_compiled", model_type, f"{level} {column}"] = "✔"
+        RESULTS["torch_compiled", model_type, level] = "✔"
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
@@ -278,16 +285,17 @@ TABLES = {
         list(TORCH_LEVELS),
     ),
     "onnxruntime": (
-        "backend=onnxruntime (unpruned, and after heads_neurons, prune=0.5)",
+        "backend=onnxruntime (one block pruned as heads_neurons at prune=0.5, one whole)",
         "exported (dynamic batch and length), run at another shape than exported, within the "
         "level's bound; the fp32 artifact reloads to the same logits",
-        ["fp32 unpruned", "fp32 pruned", *(f"{level} pruned" for level in ORT_LEVELS)],
+        ["fp32", *ORT_LEVELS],
     ),
     "torch_compiled": (
-        "backend=torch_compiled (unpruned, and after heads_neurons, prune=0.5)",
+        "backend=torch_compiled (fp32: one block pruned as heads_neurons at prune=0.5, one "
+        "whole; int8_static: one block, pruned)",
         "captured whole by torch.export (PT2E-quantized for int8_static, observers on float "
         "activations only), run at another shape than captured, within the level's bound",
-        ["fp32 unpruned", "int8_static pruned"],
+        list(COMPILED_LEVELS),
     ),
 }
 
@@ -311,9 +319,9 @@ def render() -> str:
         "# Support matrix: model families × methods × backends",
         "",
         "Generated by `tests/compress/test_support_matrix.py` (default test tier), which builds "
-        "a tiny random-init model of every family in code (`tests/compress/tiny.py`: 2 blocks, "
-        "hidden size 64, 4 heads, 2 key/value heads in the decoders that group them) and runs "
-        "every method on it. Rewrite this page with "
+        "a tiny random-init model of every family in code (`tests/compress/tiny.py`: hidden "
+        "size 64, 4 heads, 2 key/value heads in the decoders that group them; 1 block for the "
+        "torch levels, 2 for the others) and runs every method on it. Rewrite this page with "
         "`COMPRESS_WRITE_SUPPORT=1 python -m pytest tests/compress/test_support_matrix.py`. "
         "Family data (block layouts, fused projections, SmoothQuant folds) lives in "
         "`compress/models/families.py`; a refused cell is refused before the weights load, "
