@@ -68,9 +68,9 @@ TORCH_LEVELS = {
     "fp16": (Float16Config(), 30),
     "bf16": (BFloat16Config(), 20),
     "int8": (Int8DynamicConfig(), 15),
-    "int8_static": (Int8StaticConfig(calibration_batches=2), 10),
+    "int8_static": (Int8StaticConfig(calibration_batches=1), 10),
     "int8_weight_only": (Int8WeightOnlyConfig(), 20),
-    "int8_smoothquant": (Int8SmoothQuantConfig(calibration_batches=2), 15),
+    "int8_smoothquant": (Int8SmoothQuantConfig(calibration_batches=1), 15),
     "int4": (Int4WeightOnlyConfig(), 8),
     "int4_gptq": (Int4GPTQConfig(calibration_batches=1), 8),
 }
@@ -279,7 +279,7 @@ TABLES = {
         list(PRUNING),
     ),
     "torch": (
-        "Quantization on backend=torch (after heads_neurons, prune=0.5)",
+        "Quantization on backend=torch (one block, pruned as heads_neurons at prune=0.5)",
         "logits within the level's signal-to-noise bound of the float model, artifact reloads "
         "to the same logits",
         list(TORCH_LEVELS),
@@ -335,10 +335,18 @@ def render() -> str:
         lines += [_row(table, model_type, columns, reasons) for model_type in MODEL_TYPES]
     lines += ["", "## Refusals", ""]
     lines += [f"{n}. {reason}." for n, reason in enumerate(reasons, 1)]
+    lines += ["", *WHY]
     lines += ["", "## Not in the matrix", "", *NOT_IN_THE_MATRIX]
     return "\n".join(lines) + "\n"
 
 
+WHY = [
+    "Post-norm encoders (BERT and its descendants, DistilBERT, DeBERTa, MPNet) normalise the "
+    "residual stream itself, so every norm also feeds the next residual sum and SmoothQuant's "
+    "factors cannot be folded into it; ModernBERT is pre-norm and is smoothed. A decoder's "
+    "forward returns its key/value cache, which neither exporter takes as an output; decoders "
+    "run on `backend=torch`.",
+]
 NOT_IN_THE_MATRIX = [
     "- `prune_method=heads_gradient` cuts with the same surgery as `heads` (it ranks heads "
     "by gradients on labelled batches); `random` zeroes weights like `global_l1`.",
@@ -346,8 +354,9 @@ NOT_IN_THE_MATRIX = [
     "- Compiling with AOTInductor (~20 s a package) is the slow tier's: "
     "`tests/compress/backends/test_compiled_families.py` compiles every encoder family, and "
     "`tests/compiled` every level on BERT.",
-    "- Decoders on the exporting backends: a decoder's forward returns its key/value cache, "
-    "which the exporters do not take as an output; they run on `backend=torch`.",
+    "- `backend=onnxruntime` levels run from the graph the fp32 cell exported (what the "
+    "backend itself does); `bf16` and dynamic `int8` on `backend=torch_compiled` are "
+    "`tests/compiled`'s (BERT).",
 ]
 
 
