@@ -51,7 +51,7 @@ def _head_norms(block: nn.Module) -> torch.Tensor:
     for weights in (key, value):
         kv_squares = weights.reshape(kv_heads, size, -1).pow(2)
         squares += kv_squares.sum((1, 2)).repeat_interleave(group) / group
-    output = weight_rows(block.get_submodule(layout_of(block).output))
+    output = weight_rows(block.get_submodule(layout_of(block).output)).detach()
     squares += output.reshape(output.shape[0], heads, size).pow(2).sum((0, 2))
     return squares.sqrt()
 
