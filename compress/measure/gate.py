@@ -117,22 +117,3 @@ def headline(gate: dict) -> str:
         f"n = {gate['n']}"
     )
     return f"the baseline learned nothing measurable ({figures}); {cause}"
-
-
-def baseline_notes(info: dict) -> list[str]:
-    """The record's notes about the baseline: a gate that failed, held-out texts dropped for
-    occurring in training, and a length that cuts many held-out texts."""
-    from compress.data.lengths import truncation_note
-
-    notes = []
-    gate, data = info.get("gate") or {}, info.get("data") or {}
-    if gate.get("learned") is False:
-        notes.append(f"no quality conclusion: {headline(gate)}")
-    if data.get("eval_overlap"):
-        done = "dropped" if data.get("eval_overlap_policy") == "drop" else "kept"
-        notes.append(
-            f"{data['eval_overlap']} of the {data['eval_distinct']} distinct held-out texts "
-            f"also occur in the train split: {done} (task.eval_overlap)"
-        )
-    cut = truncation_note(data)
-    return notes + ([cut] if cut else [])

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import re
 
+import torch
 from torch import nn
+from transformers.pytorch_utils import Conv1D
 
 from compress.config.prune import Scope
+
+# A projection: nn.Linear, or GPT-2's Conv1D (the same map, its weight stored transposed).
+PROJECTIONS = (nn.Linear, Conv1D)
+
+
+def weight_rows(module: nn.Module) -> torch.Tensor:
+    """A projection's weight as ``[out, in]``, a view of the stored tensor (a ``Conv1D``
+    stores ``[in, out]``)."""
+    return module.weight.t() if isinstance(module, Conv1D) else module.weight
 
 
 def transformer_blocks(model: nn.Module) -> nn.ModuleList:
@@ -18,8 +29,9 @@ def transformer_blocks(model: nn.Module) -> nn.ModuleList:
     return max(lists, key=len)
 
 
-def block_linears(model: nn.Module) -> dict[str, nn.Linear]:
-    """Every Linear layer inside the transformer blocks, by qualified name in ``model``.
+def block_linears(model: nn.Module) -> dict[str, nn.Module]:
+    """Every projection (Linear, or GPT-2's Conv1D) inside the transformer blocks, by
+    qualified name in ``model``.
 
     Embeddings, LayerNorms, the pooler and the task head are outside the blocks and stay dense.
     """
@@ -28,7 +40,7 @@ def block_linears(model: nn.Module) -> dict[str, nn.Linear]:
     return {
         name: module
         for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and id(module) in inside
+        if isinstance(module, PROJECTIONS) and id(module) in inside
     }
 
 
@@ -40,10 +52,10 @@ def is_attention(name: str) -> bool:
     return bool(_ATTENTION.search(name))
 
 
-def linears_in_scope(model: nn.Module, scope: Scope) -> dict[str, nn.Linear]:
-    """The Linear layers an unstructured method may prune (see ``UnstructuredPruningConfig``)."""
+def linears_in_scope(model: nn.Module, scope: Scope) -> dict[str, nn.Module]:
+    """The projections an unstructured method may prune (see ``UnstructuredPruningConfig``)."""
     if scope == Scope.all:
-        return {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+        return {n: m for n, m in model.named_modules() if isinstance(m, PROJECTIONS)}
     layers = block_linears(model)
     if scope == Scope.attention:
         return {n: m for n, m in layers.items() if is_attention(n)}

@@ -22,8 +22,10 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from compress.backends import load_artifact
 from compress.backends.torch.artifact import save_artifact
 from compress.config.model import ModelConfig
+from compress.data.lengths import truncation_note
 from compress.infra.atomic import write_json_atomic
 from compress.infra.cache import cached_entry
+from compress.measure.gate import headline
 from compress.models import sources
 from compress.storage.artifact import FORMAT_VERSION, TOKENIZER_DIR
 
@@ -93,3 +95,20 @@ def ensure_baseline(model_config: ModelConfig, task: Task, cache_dir: Path) -> B
     folder = cached_entry(Path(cache_dir) / "baselines", name, build, "baseline")
     info = json.loads((folder / "baseline.json").read_text())
     return Baseline(folder, info)
+
+
+def baseline_notes(info: dict) -> list[str]:
+    """The record's notes about the baseline: a gate that failed, held-out texts dropped for
+    occurring in training, and a length that cuts many held-out texts."""
+    notes = []
+    gate, data = info.get("gate") or {}, info.get("data") or {}
+    if gate.get("learned") is False:
+        notes.append(f"no quality conclusion: {headline(gate)}")
+    if data.get("eval_overlap"):
+        done = "dropped" if data.get("eval_overlap_policy") == "drop" else "kept"
+        notes.append(
+            f"{data['eval_overlap']} of the {data['eval_distinct']} distinct held-out texts "
+            f"also occur in the train split: {done} (task.eval_overlap)"
+        )
+    cut = truncation_note(data)
+    return notes + ([cut] if cut else [])

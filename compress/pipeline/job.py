@@ -28,8 +28,8 @@ from compress.infra.atomic import write_json_atomic
 from compress.infra.environment import default_threads, git_revision, hardware, library_versions
 from compress.infra.placement import own_cores
 from compress.infra.quiet import quiet_libraries
-from compress.measure.gate import baseline_notes
 from compress.measure.size import size_stats
+from compress.pipeline.baseline import baseline_notes
 from compress.pipeline.coldload import measure_cold_load
 from compress.pipeline.isolation import run_isolated
 from compress.pipeline.mixed_precision import keep_most_sensitive

@@ -22,6 +22,7 @@ from compress.config.task import CausalLMTaskConfig
 from compress.data.checks import data_problems
 from compress.infra.placement import PARALLELISM
 from compress.models import sources
+from compress.models.families import family_problems
 from compress.pipeline.resources import (
     architecture_problems,
     memory_problems,
@@ -54,13 +55,21 @@ def _runs_here(cfg: DictConfig) -> bool:
 
 
 def _model_problems(config: Config, model_config: dict, folder: Path, here: bool) -> list[str]:
-    problems = architecture_problems(config, model_config)
+    problems = architecture_problems(config, model_config) or _family_problems(config, model_config)
     problems += structure_problems(config, model_config) + position_problems(config, model_config)
     if here and not problems:
         problems += thread_problems(config) + memory_problems(config, model_config, folder)
     if not problems and config.quant.skip:
         problems += skip_problems(config, folder)
     return problems
+
+
+def _family_problems(config: Config, model_config: dict) -> list[str]:
+    """The methods the model's family cannot take, from its ``model_type`` alone."""
+    pruning = config.prune_method.name if config.prune > 0 else "none"
+    return family_problems(
+        model_config.get("model_type"), pruning, config.quant.name, config.backend.name
+    )
 
 
 def config_problems(cfg: DictConfig) -> list[str]:

@@ -18,7 +18,7 @@ from compress.config.prune import (
 )
 from compress.config.rules import units_to_remove
 from compress.infra.context import CompressionContext
-from compress.models.layers import block_linears, transformer_blocks
+from compress.models.layers import block_linears, transformer_blocks, weight_rows
 from compress.pruning.base import (
     PruneReport,
     parameter_count,
@@ -26,7 +26,9 @@ from compress.pruning.base import (
     zeros_in,
 )
 from compress.pruning.surgery import (
+    describe_ffn_in_config,
     describe_heads_in_config,
+    ffn_width,
     head_count,
     head_size,
     keep_blocks,
@@ -34,22 +36,23 @@ from compress.pruning.surgery import (
     keep_neurons,
     kv_head_count,
     layout_of,
+    query_key_value,
+    up_weights,
 )
 
 
 def _head_norms(block: nn.Module) -> torch.Tensor:
     """L2 norm of each query head's weights; a grouped key/value head's weights count in
     equal shares for the query heads that read it."""
-    layout, size = layout_of(block), head_size(block)
-    heads, kv_heads = head_count(block), kv_head_count(block)
+    size, heads, kv_heads = head_size(block), head_count(block), kv_head_count(block)
     group = heads // kv_heads
-    weights = block.get_submodule(layout.query).weight.detach()
-    squares = weights.view(heads, size, -1).pow(2).sum((1, 2))
-    for path in (layout.key, layout.value):
-        kv_squares = block.get_submodule(path).weight.detach().view(kv_heads, size, -1).pow(2)
+    query, key, value = query_key_value(block)
+    squares = query.reshape(heads, size, -1).pow(2).sum((1, 2))
+    for weights in (key, value):
+        kv_squares = weights.reshape(kv_heads, size, -1).pow(2)
         squares += kv_squares.sum((1, 2)).repeat_interleave(group) / group
-    output = block.get_submodule(layout.output).weight.detach()
-    squares += output.view(output.shape[0], heads, size).pow(2).sum((0, 2))
+    output = weight_rows(block.get_submodule(layout_of(block).output)).detach()
+    squares += output.reshape(output.shape[0], heads, size).pow(2).sum((0, 2))
     return squares.sqrt()
 
 
@@ -138,16 +141,17 @@ def _prune_heads(
 def _prune_neurons(
     config: NeuronPruningConfig, model: nn.Module, amount: float, context: CompressionContext
 ) -> tuple[int, int]:
+    """Remove the same number of neurons from every block, ranked by the L2 norm of their
+    rows in the up projections (gate and up alike)."""
     blocks = list(transformer_blocks(model))
-    layout = layout_of(blocks[0])
-    width = blocks[0].get_submodule(layout.up[0]).out_features
+    width = ffn_width(blocks[0])
     removed = units_to_remove(amount, width, "feed-forward neurons per block")
     if removed:
         with torch.no_grad():
             for block in blocks:
-                rows = sum(block.get_submodule(p).weight.pow(2).sum(1) for p in layout.up)
+                rows = sum(weights.pow(2).sum(1) for weights in up_weights(block))
                 keep_neurons(block, _keep_top(rows, removed))
-        model.config.intermediate_size = width - removed
+        describe_ffn_in_config(model)
     return width * len(blocks), removed * len(blocks)
 
 

@@ -1,75 +1,48 @@
 """Physical surgery on transformer blocks: cut attention heads, feed-forward neurons and whole
 blocks out of the weight tensors, so the model really gets smaller and faster.
 
-Where a block keeps its parts is architecture data (:data:`LAYOUTS`), not code per model.
-The same functions replay a recorded structure onto a freshly built skeleton when a saved
-artifact is loaded (:func:`apply_structure`).
+Where a block keeps its parts is family data (:mod:`compress.models.families`), not code per
+model. A projection is cut by the rows of its *parts*: a fused projection (GPT-2's
+``c_attn``, Phi-3's ``qkv_proj`` and ``gate_up_proj``, ModernBERT's ``Wqkv`` and ``Wi``) is
+one module holding several parts one after another, and :func:`_cut_rows` handles every
+such module the same way. GPT-2's ``Conv1D`` (a Linear stored transposed) stays a
+``Conv1D``. The same functions replay a recorded structure onto a freshly built skeleton
+when a saved artifact is loaded (:func:`apply_structure`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from huggingface_hub.errors import StrictDataclassError
 from torch import nn
+from transformers.pytorch_utils import Conv1D
 
-from compress.models.layers import transformer_blocks
+from compress.models.families import BY_BLOCK, BlockLayout
+from compress.models.layers import transformer_blocks, weight_rows
 
-
-@dataclass(frozen=True)
-class BlockLayout:
-    """Dotted paths, inside one transformer block, of the parts structured pruning cuts.
-
-    ``head_bias_kwarg`` names a per-head bias passed into the attention module on every call
-    (MPNet's relative position bias, shared by all blocks): it is sliced to the kept heads.
-    ``head_config`` names the config fields (query heads, key/value heads, head size) that
-    describe the kept heads when every block keeps as many (Llama's config can; BERT derives
-    its head size from the head count, so its config keeps the original numbers).
-    """
-
-    attention: str
-    query: str
-    key: str
-    value: str
-    output: str
-    up: tuple[str, ...]
-    down: str
-    head_bias_kwarg: str | None = None
-    head_config: tuple[str, str, str] | None = None
-
-
-# fmt: off
-LAYOUTS: dict[str, BlockLayout] = {
-    "BertLayer": BlockLayout(
-        attention="attention.self", query="attention.self.query", key="attention.self.key",
-        value="attention.self.value", output="attention.output.dense",
-        up=("intermediate.dense",), down="output.dense",
-    ),
-    "MPNetLayer": BlockLayout(
-        attention="attention.attn", query="attention.attn.q", key="attention.attn.k",
-        value="attention.attn.v", output="attention.attn.o",
-        up=("intermediate.dense",), down="output.dense", head_bias_kwarg="position_bias",
-    ),
-    # grouped KV heads: query head h reads key/value head h // (query heads / KV heads)
-    "LlamaDecoderLayer": BlockLayout(
-        attention="self_attn", query="self_attn.q_proj", key="self_attn.k_proj",
-        value="self_attn.v_proj", output="self_attn.o_proj",
-        up=("mlp.gate_proj", "mlp.up_proj"), down="mlp.down_proj",
-        head_config=("num_attention_heads", "num_key_value_heads", "head_dim"),
-    ),
-}
-# fmt: on
+Projection = nn.Linear | Conv1D
+# attention attributes that say how many heads it runs, and what follows from that
+_HEAD_COUNTS = ("num_attention_heads", "num_heads", "n_heads")
+_HEAD_WIDTHS = ("all_head_size", "split_size")  # GPT-2 splits c_attn's output by split_size
 
 
 def layout_of(block: nn.Module) -> BlockLayout:
     name = type(block).__name__
-    if name not in LAYOUTS:
-        known = ", ".join(sorted(LAYOUTS))
+    if name not in BY_BLOCK:
+        known = ", ".join(sorted(BY_BLOCK))
         raise ValueError(f"structured pruning does not know {name} blocks; known: {known}")
-    return LAYOUTS[name]
+    return BY_BLOCK[name].layout
+
+
+def out_features(module: Projection) -> int:
+    return weight_rows(module).shape[0]
+
+
+def in_features(module: Projection) -> int:
+    return weight_rows(module).shape[1]
 
 
 def head_size(block: nn.Module) -> int:
@@ -78,14 +51,105 @@ def head_size(block: nn.Module) -> int:
 
 
 def head_count(block: nn.Module) -> int:
-    layout = layout_of(block)
-    return block.get_submodule(layout.query).out_features // head_size(block)
+    """Query heads: the output projection reads one column block per head (never fused)."""
+    return in_features(block.get_submodule(layout_of(block).output)) // head_size(block)
 
 
 def kv_head_count(block: nn.Module) -> int:
-    """Key/value heads: fewer than query heads with grouped-query attention."""
+    """Key/value heads: fewer than query heads with grouped-query attention. In a fused
+    ``[query | key | value]`` projection they are what the query rows leave, halved."""
+    layout, size = layout_of(block), head_size(block)
+    key_rows = out_features(block.get_submodule(layout.key))
+    if layout.key == layout.query:
+        key_rows = (key_rows - head_count(block) * size) // 2
+    return key_rows // size
+
+
+def ffn_width(block: nn.Module) -> int:
+    """Feed-forward neurons: the rows of one part of the (possibly fused) up projections."""
     layout = layout_of(block)
-    return block.get_submodule(layout.key).out_features // head_size(block)
+    return out_features(block.get_submodule(layout.up[0])) // layout.up.count(layout.up[0])
+
+
+def _attention_parts(block: nn.Module) -> list[tuple[str, int]]:
+    layout, size = layout_of(block), head_size(block)
+    queries, kvs = head_count(block) * size, kv_head_count(block) * size
+    return [(layout.query, queries), (layout.key, kvs), (layout.value, kvs)]
+
+
+def _ffn_parts(block: nn.Module) -> list[tuple[str, int]]:
+    width = ffn_width(block)
+    return [(path, width) for path in layout_of(block).up]
+
+
+def part_weights(block: nn.Module, parts: list[tuple[str, int]]) -> list[torch.Tensor]:
+    """The ``[rows, in]`` weight of each part, in order (a fused module's parts follow one
+    another in its output rows)."""
+    weights, offsets = [], Counter()
+    for path, size in parts:
+        start = offsets[path]
+        weights.append(weight_rows(block.get_submodule(path)).detach()[start : start + size])
+        offsets[path] += size
+    return weights
+
+
+def query_key_value(block: nn.Module) -> list[torch.Tensor]:
+    """The ``[rows, in]`` weights of the query, key and value projections."""
+    return part_weights(block, _attention_parts(block))
+
+
+def up_weights(block: nn.Module) -> list[torch.Tensor]:
+    """The ``[width, in]`` weight of each feed-forward input projection (gate, up)."""
+    return part_weights(block, _ffn_parts(block))
+
+
+def _sliced(module: Projection, rows: torch.Tensor | None, cols: torch.Tensor | None):
+    """A module of the same kind keeping output ``rows`` and input ``cols``."""
+    weight = weight_rows(module).detach()
+    bias = None if module.bias is None else module.bias.detach()
+    if rows is not None:
+        weight = weight[rows]
+        bias = None if bias is None else bias[rows]
+    if cols is not None:
+        weight = weight[:, cols]
+    out, inputs = weight.shape
+    if isinstance(module, Conv1D):
+        sliced = Conv1D(out, inputs).to(weight.dtype)
+        weight = weight.t()
+    else:
+        sliced = nn.Linear(inputs, out, bias=bias is not None, dtype=weight.dtype)
+    with torch.no_grad():
+        sliced.weight.copy_(weight)
+        if bias is not None:
+            sliced.bias.copy_(bias)
+    return sliced
+
+
+def _replace(block: nn.Module, path: str, module: nn.Module) -> None:
+    parent, _, attr = path.rpartition(".")
+    setattr(block.get_submodule(parent) if parent else block, attr, module)
+
+
+def _cut_rows(block: nn.Module, parts: list[tuple[str, int, torch.Tensor]]) -> None:
+    """Keep, of each part ``(path, rows, kept)``, its rows ``kept``; a fused module is named
+    once per part, in the order of its output rows, and is cut once, all parts together."""
+    kept: dict[str, list[torch.Tensor]] = {}
+    offsets = Counter()
+    for path, size, rows in parts:
+        kept.setdefault(path, []).append(rows + offsets[path])
+        offsets[path] += size
+    for path, pieces in kept.items():
+        module = block.get_submodule(path)
+        if offsets[path] != out_features(module):
+            raise ValueError(
+                f"{type(block).__name__}.{path} has {out_features(module)} output rows, and "
+                f"the layout's parts of it {offsets[path]}"
+            )
+        _replace(block, path, _sliced(module, torch.cat(pieces), None))
+
+
+def _cut_cols(block: nn.Module, path: str, cols: torch.Tensor) -> None:
+    _replace(block, path, _sliced(block.get_submodule(path), None, cols))
 
 
 def kv_heads_serving(block: nn.Module, keep: Sequence[int]) -> list[int]:
@@ -99,28 +163,6 @@ def kv_heads_serving(block: nn.Module, keep: Sequence[int]) -> list[int]:
             f"of {group}: {dict(sorted(served.items()))}"
         )
     return sorted(served)
-
-
-def _sliced(linear: nn.Linear, rows: torch.Tensor | None, cols: torch.Tensor | None) -> nn.Linear:
-    weight = linear.weight.detach()
-    bias = None if linear.bias is None else linear.bias.detach()
-    if rows is not None:
-        weight = weight[rows]
-        bias = None if bias is None else bias[rows]
-    if cols is not None:
-        weight = weight[:, cols]
-    out_features, in_features = weight.shape
-    sliced = nn.Linear(in_features, out_features, bias=bias is not None, dtype=weight.dtype)
-    with torch.no_grad():
-        sliced.weight.copy_(weight)
-        if bias is not None:
-            sliced.bias.copy_(bias)
-    return sliced
-
-
-def _replace(block: nn.Module, path: str, module: nn.Module) -> None:
-    parent, _, attr = path.rpartition(".")
-    setattr(block.get_submodule(parent) if parent else block, attr, module)
 
 
 def _slice_heads_bias(kept: list[int], kwarg: str):
@@ -141,6 +183,28 @@ def _head_rows(heads: Sequence[int], size: int) -> torch.Tensor:
     return torch.cat([torch.arange(h * size, (h + 1) * size) for h in heads])
 
 
+def _has(module: nn.Module, path: str) -> bool:
+    try:
+        module.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
+
+
+def _recount_heads(attention: nn.Module, heads: int, kv_heads: int, size: int) -> None:
+    """Tell the attention module how many heads it now runs (the attributes it has)."""
+    for attr in _HEAD_COUNTS:
+        if hasattr(attention, attr):
+            setattr(attention, attr, heads)
+    for attr in _HEAD_WIDTHS:
+        if hasattr(attention, attr):
+            setattr(attention, attr, heads * size)
+    if hasattr(attention, "num_key_value_heads"):
+        attention.num_key_value_heads = kv_heads
+    if hasattr(attention, "num_key_value_groups"):
+        attention.num_key_value_groups = heads // kv_heads
+
+
 def keep_heads(block: nn.Module, keep: Sequence[int]) -> None:
     """Keep only the attention heads numbered ``keep`` (in the block's current numbering).
     With grouped key/value heads, ``keep`` numbers query heads; the KV heads they read stay
@@ -149,27 +213,22 @@ def keep_heads(block: nn.Module, keep: Sequence[int]) -> None:
     The attention module remembers the original numbers of its kept heads
     (``_compress_heads``): saving records them, and a shared per-head bias is sliced by them.
     """
-    layout = layout_of(block)
-    size = head_size(block)
+    layout, size = layout_of(block), head_size(block)
     attention = block.get_submodule(layout.attention)
     current = getattr(attention, "_compress_heads", list(range(head_count(block))))
     keep = sorted(keep)
     if not keep:
         raise ValueError("a block needs at least one attention head")
     kv_keep = kv_heads_serving(block, keep)
-    rows = _head_rows(keep, size)
-    kv_rows = _head_rows(kv_keep, size)
-    _replace(block, layout.query, _sliced(block.get_submodule(layout.query), rows, None))
-    for path in (layout.key, layout.value):
-        _replace(block, path, _sliced(block.get_submodule(path), kv_rows, None))
-    _replace(block, layout.output, _sliced(block.get_submodule(layout.output), None, rows))
-    for attr in ("num_attention_heads", "num_heads"):
-        if hasattr(attention, attr):
-            setattr(attention, attr, len(keep))
-    if hasattr(attention, "num_key_value_groups"):
-        attention.num_key_value_groups = len(keep) // len(kv_keep)
-    if hasattr(attention, "all_head_size"):
-        attention.all_head_size = len(keep) * size
+    rows, kv_rows = _head_rows(keep, size), _head_rows(kv_keep, size)
+    kept = [rows, kv_rows, kv_rows]
+    parts = [(path, n, r) for (path, n), r in zip(_attention_parts(block), kept, strict=True)]
+    _cut_rows(block, parts)
+    for path in layout.head_rows:
+        if _has(block, path):
+            _cut_rows(block, [(path, len(current) * size, rows)])
+    _cut_cols(block, layout.output, rows)
+    _recount_heads(attention, len(keep), len(kv_keep), size)
     attention._compress_heads = [current[h] for h in keep]
     if layout.head_bias_kwarg:
         previous = getattr(attention, "_compress_hook", None)
@@ -181,12 +240,17 @@ def keep_heads(block: nn.Module, keep: Sequence[int]) -> None:
 
 
 def keep_neurons(block: nn.Module, keep: Sequence[int]) -> None:
-    """Keep only the feed-forward intermediate neurons numbered ``keep``."""
-    layout = layout_of(block)
+    """Keep only the feed-forward intermediate neurons numbered ``keep`` (the same rows of
+    every part of the up projections, the same columns of the down projection)."""
     index = torch.tensor(sorted(keep))
-    for path in layout.up:
-        _replace(block, path, _sliced(block.get_submodule(path), index, None))
-    _replace(block, layout.down, _sliced(block.get_submodule(layout.down), None, index))
+    _cut_rows(block, [(path, width, index) for path, width in _ffn_parts(block)])
+    _cut_cols(block, layout_of(block).down, index)
+
+
+def describe_ffn_in_config(model: nn.Module) -> None:
+    """Write the kept feed-forward width into the config (under the family's own key)."""
+    blocks = transformer_blocks(model)
+    setattr(model.config, layout_of(blocks[0]).width_config, ffn_width(blocks[0]))
 
 
 def describe_heads_in_config(model: nn.Module) -> None:
@@ -200,7 +264,7 @@ def describe_heads_in_config(model: nn.Module) -> None:
     if layout.head_config is None or len(counts) != 1:
         return
     config = model.config
-    before = [getattr(config, attr) for attr in layout.head_config]
+    before = [getattr(config, attr, None) for attr in layout.head_config]
     for attr, value in zip(layout.head_config, counts.pop(), strict=True):
         setattr(config, attr, value)
     try:
@@ -210,12 +274,23 @@ def describe_heads_in_config(model: nn.Module) -> None:
             setattr(config, attr, value)
 
 
+def _module_kinds(block: nn.Module) -> list[str]:
+    return [f"{name}:{type(m).__name__}" for name, m in block.named_modules()]
+
+
 def keep_blocks(model: nn.Module, keep: Sequence[int]) -> None:
-    """Keep only the transformer blocks numbered ``keep``; the config's layer count follows."""
+    """Keep only the transformer blocks numbered ``keep``; the config's layer count follows.
+    A family whose first block is built differently (ModernBERT's has no attention norm)
+    keeps its first block: the config could not rebuild another one there."""
     blocks = transformer_blocks(model)
     kept = [blocks[i] for i in sorted(keep)]
     if not kept:
         raise ValueError("a model needs at least one transformer block")
+    if _module_kinds(kept[0]) != _module_kinds(blocks[0]):
+        raise ValueError(
+            f"{type(blocks[0]).__name__} 0 is built unlike the others and must stay first, "
+            "accepted: prune_method.drop=top"
+        )
     for _ in range(len(blocks)):
         del blocks[0]
     blocks.extend(kept)
@@ -233,7 +308,7 @@ def kept_heads(model: nn.Module) -> dict[int, list[int]]:
     """For each block that lost heads: the original numbers of the heads it kept."""
     structure = {}
     for index, block in enumerate(transformer_blocks(model)):
-        if type(block).__name__ in LAYOUTS:
+        if type(block).__name__ in BY_BLOCK:
             attention = block.get_submodule(layout_of(block).attention)
             heads = getattr(attention, "_compress_heads", None)
             if heads is not None:

@@ -13,7 +13,7 @@ from compress.config.prune import (
     SemiStructuredPruningConfig,
 )
 from compress.infra.context import CompressionContext
-from compress.models.layers import block_linears, linears_in_scope
+from compress.models.layers import block_linears, linears_in_scope, weight_rows
 from compress.pruning.base import PruneReport, parameter_count, prune_model, zeros_in
 
 
@@ -68,12 +68,13 @@ def _semi_structured(
 ) -> PruneReport:
     layers = linears_in_scope(model, config.scope)
     for name, layer in layers.items():
-        out_features, in_features = layer.weight.shape
+        weight = weight_rows(layer)
+        out_features, in_features = weight.shape
         if in_features % config.group:
             raise ValueError(f"{name}: {in_features} inputs are not a multiple of {config.group}")
-        groups = layer.weight.view(out_features, in_features // config.group, config.group)
+        groups = weight.reshape(out_features, in_features // config.group, config.group)
         smallest = groups.abs().topk(config.zeros, dim=-1, largest=False).indices
-        groups.scatter_(-1, smallest, 0.0)
+        weight.copy_(groups.scatter(-1, smallest, 0.0).reshape(weight.shape))
     in_scope, zeros = zeros_in(layers)
     params = parameter_count(model)
     note = (

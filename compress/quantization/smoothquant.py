@@ -4,9 +4,11 @@ A few input channels of an LLM's Linears carry activations 10-100x larger than t
 one int8 scale per token wastes most of its levels on them. With s_j = max|X_j|^alpha /
 max|W_j|^(1 - alpha) per input channel, X diag(s)^-1 is flat enough for int8 and
 diag(s) W^T is still easy for per-channel int8. Where a norm's output feeds only Linears
-(pre-norm blocks), dividing the norm's weight and bias by s and multiplying the Linears'
-input columns by s leaves the float model's outputs unchanged: the smoothing costs nothing
-at run time.
+(pre-norm blocks), dividing the norm's output by s (its weight and bias; Gemma's ``1 +
+weight``) and multiplying the Linears' input columns by s leaves the float model's outputs
+unchanged: the smoothing costs nothing at run time. Which norm feeds which Linears is family
+data (:mod:`compress.models.families`); a fused projection (Phi-3's ``qkv_proj``) is one
+Linear like any other.
 """
 
 from __future__ import annotations
@@ -14,39 +16,27 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from compress.models.families import family_of
 from compress.models.layers import transformer_blocks
 from compress.quantization.calibration import Batch, run_batches, watching_inputs
 
-# Per transformer block: a norm, and every Linear that reads its output (nothing else does,
-# in these pre-norm families). Llama, Mistral, Qwen2, SmolLM2: attention and SwiGLU inputs;
-# GPT-2: the fused q/k/v and the first MLP projection (after Conv1D -> Linear).
-FOLDS = (
-    ("input_layernorm", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
-    ("post_attention_layernorm", ("mlp.gate_proj", "mlp.up_proj")),
-    ("ln_1", ("attn.c_attn",)),
-    ("ln_2", ("mlp.c_fc",)),
-)
-Fold = tuple[str, list[str]]  # norm, the Linears it feeds (qualified names)
-
-
-def _has(module: nn.Module, path: str) -> bool:
-    try:
-        module.get_submodule(path)
-    except AttributeError:
-        return False
-    return True
+Fold = tuple[str, list[str]]  # norm, the projections it feeds (qualified names)
 
 
 def foldable(model: nn.Module) -> list[Fold]:
-    """Every norm of the model's blocks whose output only Linears read, with those Linears."""
+    """Every norm of the model's blocks whose output only projections read, with those
+    projections: the family's folds (:mod:`compress.models.families`), where the block has
+    the norm (ModernBERT's first block has none, an ``nn.Identity``)."""
+    family = family_of(getattr(getattr(model, "config", None), "model_type", None))
     blocks = transformer_blocks(model)
     prefix = next(name for name, module in model.named_modules() if module is blocks)
     folds = []
     for index, block in enumerate(blocks):
-        for norm, linears in FOLDS:
-            if all(_has(block, path) for path in (norm, *linears)):
-                names = [f"{prefix}.{index}.{path}" for path in linears]
-                folds.append((f"{prefix}.{index}.{norm}", names))
+        for norm, linears in family.folds if family else ():
+            if getattr(block.get_submodule(norm), "weight", None) is None:
+                continue
+            names = [f"{prefix}.{index}.{path}" for path in linears]
+            folds.append((f"{prefix}.{index}.{norm}", names))
     return folds
 
 
@@ -74,24 +64,32 @@ def smoothing_factors(
     return factors.clamp(min=1e-5)
 
 
-@torch.no_grad()
-def _rescale_norm(norm: nn.Module, factors: torch.Tensor) -> None:
-    norm.weight.div_(factors)
-    if getattr(norm, "bias", None) is not None:
-        norm.bias.div_(factors)
+# How a norm's weight can enter its output, and the weight that divides the output by s:
+# y = w * x (LayerNorm, Llama's RMSNorm), or y = (1 + w) * x (Gemma's RMSNorm).
+_RESCALINGS = (
+    lambda weight, factors: weight / factors,
+    lambda weight, factors: (1 + weight) / factors - 1,
+)
 
 
 @torch.no_grad()
 def scales_its_output(norm: nn.Module, factors: torch.Tensor) -> bool:
-    """Whether dividing the norm's weight (and bias) by ``factors`` divides its output by them:
-    true of LayerNorm and Llama's RMSNorm, not of a norm that multiplies by (1 + weight), such
-    as Gemma's. The norm is left rescaled only when true."""
+    """Rescale ``norm`` so that its output is divided by ``factors``, in whichever of the
+    known forms its weight takes (:data:`_RESCALINGS`), checked on a probe: true when one
+    form holds (the norm is left rescaled), false when none does (the norm is unchanged)."""
     probe = torch.randn(4, factors.numel(), generator=torch.Generator().manual_seed(0))
     before = norm(probe)
-    _rescale_norm(norm, factors)
-    if torch.allclose(norm(probe) * factors, before, rtol=1e-4, atol=1e-5):
-        return True
-    _rescale_norm(norm, 1 / factors)
+    weight, bias = norm.weight.clone(), getattr(norm, "bias", None)
+    bias = None if bias is None else bias.clone()
+    for rescale in _RESCALINGS:
+        norm.weight.copy_(rescale(weight, factors))
+        if bias is not None:
+            norm.bias.copy_(bias / factors)
+        if torch.allclose(norm(probe) * factors, before, rtol=1e-4, atol=1e-5):
+            return True
+    norm.weight.copy_(weight)
+    if bias is not None:
+        norm.bias.copy_(bias)
     return False
 
 

@@ -15,6 +15,7 @@ from torch import nn
 from compress.backends.compiled.export import program_size
 from compress.backends.compiled.quantize import capture
 from compress.backends.compiled.runtime import INDUCTOR_OPTIONS, CompiledModel, compile_package
+from compress.backends.inputs import accepted_inputs, refuse_family
 from compress.backends.registry import (
     ArtifactFormat,
     CompressedModel,
@@ -64,8 +65,9 @@ def _compiled(
     context: CompressionContext,
     folder: Path,
 ) -> CompressedModel:
+    refuse_family(model, backend.name)
     folder.mkdir(parents=True, exist_ok=True)
-    sample = context.sample_inputs("torch.export")
+    sample = accepted_inputs(model, context.sample_inputs("torch.export"))
     program, report = capture(quant, model.eval(), sample, context)
     compiled = _compiled_package(program, folder, context.cache_dir)
     model.config.to_json_file(str(folder / "config.json"))

@@ -38,21 +38,58 @@ def _linears(program: torch.export.ExportedProgram) -> int:
     return sum(node.target == torch.ops.aten.linear.default for node in program.graph.nodes)
 
 
+def _is_float(node: torch.fx.Node) -> bool:
+    value = node.meta.get("val")
+    return isinstance(value, torch.Tensor) and value.is_floating_point()
+
+
+def _float_activations_only(quantizer):
+    """``quantizer`` with its annotations of integer tensors dropped: an observer watches
+    float activations only. The x86 quantizer also annotates integer arithmetic (RoBERTa's
+    and MPNet's position ids, ``mask * cumsum``), whose histogram observer cannot run."""
+    from torchao.quantization.pt2e.quantizer import Quantizer
+
+    class FloatActivationsOnly(Quantizer):
+        def transform_for_annotation(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            return quantizer.transform_for_annotation(model)
+
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            model = quantizer.annotate(model)
+            for node in model.graph.nodes:
+                annotation = node.meta.get("quantization_annotation")
+                if annotation is None:
+                    continue
+                annotation.input_qspec_map = {
+                    source: spec
+                    for source, spec in annotation.input_qspec_map.items()
+                    if _is_float(source)
+                }
+                if not _is_float(node):
+                    annotation.output_qspec = None
+            return model
+
+        def validate(self, model: torch.fx.GraphModule) -> None:
+            quantizer.validate(model)
+
+    return FloatActivationsOnly()
+
+
 def _x86_quantizer(dynamic: bool):
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
 
     config = x86.get_default_x86_inductor_quantization_config(is_dynamic=dynamic)
-    return x86.X86InductorQuantizer().set_global(config)
+    return _float_activations_only(x86.X86InductorQuantizer().set_global(config))
 
 
 def _pt2e(model: nn.Module, sample: Inputs, dynamic: bool, batches) -> Captured:
+    """Capture, calibrate on ``batches`` (their inputs the sample has) and convert."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     program = _export(model, sample)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prepared = prepare_pt2e(program.module(), _x86_quantizer(dynamic))
-        run_batches(prepared, batches)
+        run_batches(prepared, ({k: b[k] for k in sample} for b in batches))
         converted = convert_pt2e(prepared)
     kind = "dynamic (activations per batch)" if dynamic else "static (calibrated ranges)"
     note = f"PT2E {kind} int8 on every Linear (X86InductorQuantizer); embeddings stay float32"

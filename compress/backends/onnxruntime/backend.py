@@ -6,10 +6,12 @@ This backend is also the peer our torch paths are measured against.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from torch import nn
 
+from compress.backends.inputs import accepted_inputs, refuse_family
 from compress.backends.onnxruntime.export import export_onnx, fuse_transformer_ops, onnx_size
 from compress.backends.onnxruntime.quantize import ort_quantize
 from compress.backends.onnxruntime.runtime import OrtModel
@@ -35,13 +37,14 @@ def _onnxruntime(
     context: CompressionContext,
     folder: Path,
 ) -> CompressedModel:
+    refuse_family(model, backend.name)
     folder.mkdir(parents=True, exist_ok=True)
-    sample = context.sample_inputs("ONNX export")
+    sample = accepted_inputs(model, context.sample_inputs("ONNX export"))
     exported = folder / "exported.onnx"
     export_onnx(model, sample, exported, backend.opset)
-    if backend.fuse:
-        fuse_transformer_ops(exported, model.config)
+    notes = fuse_transformer_ops(exported, model.config) if backend.fuse else []
     report = ort_quantize(quant, exported, folder / ONNX_FILE, context)
+    report = dataclasses.replace(report, notes=[*report.notes, *notes])
     exported.unlink(missing_ok=True)
     model.config.to_json_file(str(folder / "config.json"))
     manifest = {"backend": "onnxruntime", "architecture": type(model).__name__, "onnx": ONNX_FILE}

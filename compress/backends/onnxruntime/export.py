@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from compress.models.families import family_of
+
 
 def export_onnx(model: nn.Module, sample: dict[str, torch.Tensor], path: Path, opset: int) -> None:
     """Export with batch and sequence length left dynamic."""
@@ -24,15 +26,21 @@ def export_onnx(model: nn.Module, sample: dict[str, torch.Tensor], path: Path, o
         program.save(str(path))
 
 
-def fuse_transformer_ops(path: Path, config) -> None:
+def fuse_transformer_ops(path: Path, config) -> list[str]:
     """Rewrite the graph in place with ONNX Runtime's transformer fusions, as its own
-    quantization guide does before quantizing (here: SkipLayerNormalization, BiasGelu)."""
+    quantization guide does before quantizing (here: SkipLayerNormalization, BiasGelu), where
+    they apply to the model's family (``Family.onnx_fusion``; BERT's fusions misread
+    ModernBERT's bias-free norms); returns the notes a record needs."""
     from onnxruntime.transformers.optimizer import optimize_model
 
+    family = family_of(getattr(config, "model_type", None))
+    if family is not None and not family.onnx_fusion:
+        return [f"ONNX Runtime's BERT fusions do not apply to {family.name}: graph left unfused"]
     heads = getattr(config, "num_attention_heads", 0)
     fused = optimize_model(str(path), model_type="bert", num_heads=heads,
                            hidden_size=getattr(config, "hidden_size", 0), opt_level=1)  # fmt: skip
     fused.save_model_to_file(str(path))
+    return []
 
 
 def onnx_size(path: Path) -> dict[str, int]:

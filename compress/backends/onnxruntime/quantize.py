@@ -34,12 +34,32 @@ def _int8_dynamic(config, source: Path, target: Path, context: CompressionContex
 
     # ONNX Runtime's default also quantizes Gather (the embedding lookups)
     op_types = [op for op in IntegerOpsRegistry if config.embeddings or op != "Gather"]
+    float_embeddings = _positioned_embeddings(source)
     quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                     per_channel=config.per_channel, op_types_to_quantize=op_types)  # fmt: skip
+                     per_channel=config.per_channel, op_types_to_quantize=op_types,
+                     nodes_to_exclude=float_embeddings)  # fmt: skip
     tables = "and embedding (Gather) tables" if config.embeddings else "embeddings stay float32"
-    note = f"ONNX Runtime dynamic int8 on MatMul/Gemm weights; {tables}"
+    notes = [f"ONNX Runtime dynamic int8 on MatMul/Gemm weights; {tables}"]
+    if float_embeddings:
+        notes.append(
+            "the fused embedding layer stays float32: it reads explicit position ids (MPNet's "
+            "and RoBERTa's start after the padding id), which its int8 form would drop"
+        )
     kernel = "onnxruntime DynamicQuantizeLinear + MatMulInteger"
-    return _report(config, "int8", target, [note], kernel)
+    return _report(config, "int8", target, notes, kernel)
+
+
+def _positioned_embeddings(path: Path) -> list[str]:
+    """The fused EmbedLayerNormalization nodes given explicit position ids (input 8): ONNX
+    Runtime's int8 form of the node has no such input and would count positions from 0."""
+    import onnx
+
+    nodes = onnx.load(str(path)).graph.node
+    return [
+        node.name
+        for node in nodes
+        if node.op_type == "EmbedLayerNormalization" and len(node.input) > 8 and node.input[8]
+    ]
 
 
 class _CalibrationReader:
@@ -59,14 +79,49 @@ def _int8_static(config, source: Path, target: Path, context: CompressionContext
 
     names = [i.name for i in ort.InferenceSession(str(source)).get_inputs()]
     batches = context.calibration_batches(config.calibration_batches, "static int8")
+    index_nodes = _index_arithmetic(source)
     quantize_static(
         str(source), str(target), _CalibrationReader(iter(batches), names),
         quant_format=QuantFormat.QDQ, per_channel=True,
         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        nodes_to_exclude=index_nodes,
     )  # fmt: skip
-    note = f"ONNX Runtime static int8 (QDQ), ranges from {config.calibration_batches} batches"
+    notes = [f"ONNX Runtime static int8 (QDQ), ranges from {config.calibration_batches} batches"]
+    if index_nodes:
+        notes.append(
+            f"{len(index_nodes)} nodes of index arithmetic (position ids, relative position "
+            "buckets) left out: static int8 observes activations only"
+        )
     kernel = "onnxruntime QDQ MatMul (QLinearMatMul once optimized)"
-    return _report(config, "int8", target, [note], kernel)
+    return _report(config, "int8", target, notes, kernel)
+
+
+def _index_arithmetic(path: Path) -> list[str]:
+    """Nodes that compute integers in float: everything a cast to an integer type reads,
+    back to the casts that made floats of integers (MPNet's and T5's relative position
+    buckets: log of a distance, cast back to a bucket index). Quantizing them corrupts the
+    indices (log 0 is -inf), and they are no activations."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    producer = {output: node for node in graph.node for output in node.output}
+    integer = {onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.BOOL}
+
+    def casts_to(node, kinds) -> bool:
+        return node.op_type == "Cast" and any(
+            a.name == "to" and a.i in kinds for a in node.attribute
+        )
+
+    found: dict[str, None] = {}
+    frontier = [node for node in graph.node if casts_to(node, integer)]
+    while frontier:
+        for name in frontier.pop().input:
+            node = producer.get(name)
+            if node is None or node.name in found or node.op_type == "Cast":
+                continue
+            found[node.name] = None
+            frontier.append(node)
+    return list(found)
 
 
 @ort_quantize.register(Int4WeightOnlyConfig)

@@ -97,5 +97,18 @@ def load_torch_artifact(folder: Path, manifest: dict, zero_copy: bool) -> nn.Mod
     missing = [k for k in missing if not any(k.startswith(f"{q}.") for q in stored)]
     if missing or unexpected:
         raise ValueError(f"{folder}: stored tensors do not fit the model: {missing or unexpected}")
+    _tie(model, manifest["aliases"])
     swap_in_quantized(model, stored)
     return model.eval()
+
+
+def _tie(model: nn.Module, aliases: dict[str, str]) -> None:
+    """Make each alias the very parameter it was saved as (a tied LM head and embedding):
+    loading assigned each its own parameter over the one tensor, and methods that act on
+    tied weights (quantizing the head for both) recognise the tie by identity."""
+    for alias, source in aliases.items():
+        holder, _, name = alias.rpartition(".")
+        owner, _, source_name = source.rpartition(".")
+        parameter = getattr(model.get_submodule(owner), source_name)
+        if isinstance(parameter, nn.Parameter):
+            setattr(model.get_submodule(holder), name, parameter)

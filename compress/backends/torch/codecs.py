@@ -21,6 +21,7 @@ from compress.backends.torch.modules import (
     PackedLinear,
     StaticInt8Linear,
     TiedEmbedding,
+    embedding_scale,
 )
 
 Tensors = dict[str, torch.Tensor]
@@ -131,7 +132,9 @@ CODECS = {
     "tied_embedding": QuantizedCodec(
         TiedEmbedding,
         lambda module: {},
-        lambda stored, skeleton: TiedEmbedding(getattr(skeleton, "padding_idx", None)),
+        lambda stored, skeleton: TiedEmbedding(
+            getattr(skeleton, "padding_idx", None), embedding_scale(skeleton)
+        ),
         linear=False,
     ),
 }

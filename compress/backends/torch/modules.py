@@ -183,17 +183,26 @@ class Int4Linear(PackedLinear):
         return int4_dequantize(levels, self.scale[indices], self.zero[indices], self.group_size)
 
 
+def embedding_scale(embedding: nn.Module) -> float:
+    """The factor an input embedding multiplies its rows by (Gemma's ``embed_scale``, the
+    square root of the hidden size; 1 for a plain ``nn.Embedding``)."""
+    return float(getattr(embedding, "embed_scale", 1.0))
+
+
 class TiedEmbedding(nn.Module):
-    """The input embedding of a model whose LM head shares its weight (SmolLM2, GPT-2), once
-    that head is a :class:`PackedLinear`: the lookup dequantizes rows of the head's integer
-    weight, so the table is stored and held once, as in the float model, and quantized.
+    """The input embedding of a model whose LM head shares its weight (SmolLM2, GPT-2,
+    Gemma), once that head is a :class:`PackedLinear`: the lookup dequantizes rows of the
+    head's integer weight (times the embedding's own ``scale``, see
+    :func:`embedding_scale`), so the table is stored and held once, as in the float model,
+    and quantized.
 
     The head is bound with :meth:`bind` and is not a submodule, so that it keeps its one
     qualified name (the one its codec stores it under)."""
 
-    def __init__(self, padding_idx: int | None = None) -> None:
+    def __init__(self, padding_idx: int | None = None, scale: float = 1.0) -> None:
         super().__init__()
         self.padding_idx = padding_idx
+        self.scale = scale
         self.__dict__["head"] = None
 
     def bind(self, head: PackedLinear) -> TiedEmbedding:
@@ -201,7 +210,8 @@ class TiedEmbedding(nn.Module):
         return self
 
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
-        return self.head.rows(indices.reshape(-1)).reshape(*indices.shape, -1)
+        rows = self.head.rows(indices.reshape(-1)).reshape(*indices.shape, -1)
+        return rows * self.scale if self.scale != 1.0 else rows
 
     def extra_repr(self) -> str:
-        return f"rows of the quantized {type(self.head).__name__} it is tied to"
+        return f"rows of the quantized {type(self.head).__name__} it is tied to, scale={self.scale}"

@@ -25,9 +25,11 @@ from compress.backends.torch.modules import (
     PackedLinear,
     StaticInt8Linear,
     TiedEmbedding,
+    embedding_scale,
 )
 from compress.config.quant import (
     BFloat16Config,
+    ConfigError,
     Float16Config,
     Float32Config,
     Int4GPTQConfig,
@@ -42,6 +44,7 @@ from compress.config.quant import (
 from compress.infra.context import CompressionContext
 from compress.infra.environment import cpu_flags
 from compress.infra.registry import Registry
+from compress.models.families import family_of
 from compress.quantization.calibration import run_batches
 from compress.quantization.gptq import gptq_model
 from compress.quantization.grid import int4_rtn, int8_per_channel, pack_nibbles
@@ -64,8 +67,26 @@ def _float32(config: Float32Config, model: nn.Module, context: CompressionContex
     return QuantReport(config.name, "float32", 0, bits_per_weight=32.0, kernel="aten.linear")
 
 
+def _computed_buffers(model: nn.Module) -> list[tuple[nn.Module, str, torch.Tensor]]:
+    """Float buffers the model computes at construction and never saves (rotary
+    frequencies): a reloaded model has them in float32, whatever its weights' dtype."""
+    return [
+        (module, name, buffer)
+        for module in model.modules()
+        for name, buffer in module._buffers.items()
+        if name in module._non_persistent_buffers_set
+        and buffer is not None
+        and buffer.is_floating_point()
+    ]
+
+
 def _cast(model: nn.Module, level: str, dtype: torch.dtype) -> QuantReport:
+    """Cast weights and saved buffers to ``dtype``; computed buffers stay as a reload has
+    them (:func:`_computed_buffers`), so the saved model runs as the one measured."""
+    computed = _computed_buffers(model)
     model.to(dtype)
+    for module, name, buffer in computed:
+        module._buffers[name] = buffer
     floating = sum(1 for p in model.parameters() if p.is_floating_point())
     notes = []
     if not set(_NATIVE[dtype]) & set(cpu_flags()):
@@ -176,11 +197,13 @@ def _targets(config: QuantConfig, model: nn.Module) -> tuple[dict[str, nn.Linear
 def _quantize_embeddings(model: nn.Module, skip: list[str]) -> int:
     """Store every ``nn.Embedding`` (outside ``skip``) as uint8 rows, each with its own float
     scale and offset (torch's weight-only quantized lookup); returns how many tables were
-    converted."""
+    converted. Tables the family reads whole (DeBERTa's relative positions) stay float."""
+    family = family_of(getattr(model.config, "model_type", None))
+    whole = family.whole_tables if family else ()
     embeddings = [
         (n, m)
         for n, m in model.named_modules()
-        if type(m) is nn.Embedding and not is_skipped(n, skip)
+        if type(m) is nn.Embedding and not is_skipped(n, skip) and n.rpartition(".")[2] not in whole
     ]
     observer = torch.ao.quantization.float_qparams_weight_only_qconfig.weight
     with warnings.catch_warnings():
@@ -285,8 +308,9 @@ def _convert(
         _set_module(model, name, build(name, linear))
     if tied is None:
         return []
-    padding = getattr(model.get_submodule(tied), "padding_idx", None)
-    _set_module(model, tied, TiedEmbedding(padding).bind(model.get_output_embeddings()))
+    embedding = model.get_submodule(tied)
+    lookup = TiedEmbedding(getattr(embedding, "padding_idx", None), embedding_scale(embedding))
+    _set_module(model, tied, lookup.bind(model.get_output_embeddings()))
     return [f"{tied} is tied to the LM head: it looks up rows of the quantized head"]
 
 
@@ -377,6 +401,13 @@ def _int8_smoothquant(
     batches = list(context.calibration_batches(config.calibration_batches, "SmoothQuant"))
     tied = _tied_embedding(model, linears, config.skip)
     smoothed = set(smooth(model.eval(), batches, config.alpha))
+    if not smoothed & set(linears):
+        raise ConfigError(
+            f"quant={config.name} smoothed no Linear of {type(model).__name__} (no norm of its "
+            "blocks feeds only Linears that it converts), so it would be plain W8A8",
+            "quant=int8_weight_only or int8 for this model, or a family that "
+            "compress.models.families lists with folds",
+        )
 
     def build(name: str, linear: nn.Linear) -> PackedLinear:
         return DynamicInt8Linear(*int8_per_channel(linear.weight), _bias(linear))

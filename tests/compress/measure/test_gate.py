@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from compress.measure.gate import (
-    baseline_notes,
     diagnosis,
     headline,
     majority_gate,
     unigram_gate,
 )
+from compress.pipeline.baseline import baseline_notes
 
 
 def _upper_tail(k: int, n: int, p: float) -> float:

@@ -20,6 +20,12 @@ BAD_CONFIGS = [
     ("prune=[0.1", "prune=[0.1 cannot be parsed (no viable alternative at input '[0.1'), "
      "accepted: key=value in Hydra's override grammar"),
     ("batch_size=0", "batch_size=0 is not a positive integer, accepted: 1, 2, 3, ..."),
+    # a method the model's family cannot take, from config.json's model_type alone
+    ("quant=int8_smoothquant", "quant=int8_smoothquant finds no norm that feeds only "
+     "projections in model_type=bert (BERT), so it would smooth nothing, accepted: "
+     "quant=int8_weight_only or int8 for it, or a model of the families ModernBERT "
+     "(modernbert), GPT-2 (gpt2), Llama (llama), Mistral (mistral), Qwen2 (qwen2), Qwen3 "
+     "(qwen3), Phi-3 (phi3), Gemma 2 (gemma2), Gemma 3 (gemma3_text)"),
     ("bench.repeats=0", "bench.repeats=0 is not a positive integer, accepted: 1, 2, 3, ..."),
     ("bench.warmup=-1", "bench.warmup=-1 is negative, accepted: 0, 1, 2, ..."),
     ("threads=-1", "threads=-1 is negative, accepted: 0 (one per physical core), 1, 2, ..."),
