@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from compress.config.errors import ConfigError
 from compress.config.job import Config
 from compress.config.refusal import first_line, refusal_lines
-from compress.config.rules import structure_problems, unknown_keys
+from compress.config.rules import backend_problems, structure_problems, unknown_keys
 from compress.config.task import CausalLMTaskConfig
 from compress.data.checks import data_problems
 from compress.infra.placement import PARALLELISM
@@ -54,7 +54,7 @@ def _runs_here(cfg: DictConfig) -> bool:
 
 
 def _model_problems(config: Config, model_config: dict, folder: Path, here: bool) -> list[str]:
-    problems = architecture_problems(config, model_config)
+    problems = architecture_problems(config, model_config) or backend_problems(config, model_config)
     problems += structure_problems(config, model_config) + position_problems(config, model_config)
     if here and not problems:
         problems += thread_problems(config) + memory_problems(config, model_config, folder)
