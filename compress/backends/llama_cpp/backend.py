@@ -10,7 +10,7 @@ from pathlib import Path
 from torch import nn
 
 from compress.backends.llama_cpp.quantize import Written, gguf_level
-from compress.backends.llama_cpp.runtime import LlamaCppModel
+from compress.backends.llama_cpp.runtime import LlamaCppModel, system_info
 from compress.backends.registry import (
     ArtifactFormat,
     CompressedModel,
@@ -48,7 +48,10 @@ def _gguf_size(path: Path) -> dict:
 
 def _report(quant: QuantConfig, size: dict, written: Written) -> QuantReport:
     types = "+".join(size["tensor_types"])
-    notes = [f"llama.cpp GGUF, weight matrices {types}; norms stay float32"]
+    notes = [
+        f"llama.cpp GGUF, weight matrices {types}; norms stay float32",
+        f"llama.cpp CPU kernels built for: {system_info()}",
+    ]
     if written.imatrix_tokens:
         notes.append(
             f"importance matrix: mean squared inputs of every weight matrix over "

@@ -90,6 +90,15 @@ class _Context:
         self.lib.llama_free(self.ctx)
 
 
+def system_info() -> str:
+    """What llama.cpp's CPU backend was built with (its kernels follow these flags)."""
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode()
+    return " ".join(part.split(" = ")[0].strip() for part in info.split("|")
+                    if part.strip().endswith("= 1")).replace("CPU : ", "")  # fmt: skip
+
+
 def _rows(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> list[list[int]]:
     """Each row's tokens without its padding."""
     if attention_mask is None:

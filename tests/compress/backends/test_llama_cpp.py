@@ -241,3 +241,22 @@ def test_lm_job_on_llama_cpp_records_what_torch_jobs_record(compose_config, tiny
     assert record["compression"]["quant"]["kernel"] == "llama.cpp (ggml CPU)"
     assert record["ratios"]["intervals"]["latency_p50"]["n"] == 2
     assert Path(cfg.paths.output_dir, "items.parquet").exists()
+
+
+@needs_llama_cpp
+def test_generation_job_on_llama_cpp_answers_every_prompt(compose_config, tiny_llama_dir):
+    from compress.pipeline.job import run_job
+
+    cfg = compose_config([
+        f"model.name_or_path={tiny_llama_dir}", "task=generation", "task.num_prompts=4",
+        "task.max_new_tokens=4", "task.eval_batch_size=2", "backend=llama_cpp", "quant=fp32",
+        "prune_method=none", "bench.warmup=1", "bench.repeats=2", "batch_size=2",
+        "task.speed_new_tokens=4", "task.memory_batch_sizes=[1]", "bench.cold_load=false",
+        "task.calibration_length=16", "task.calibration_batch_size=2",
+    ])  # fmt: skip
+    record = run_job(cfg)
+    assert record["status"] == "ok", record.get("error")
+    quality = record["compressed"]["quality"]
+    assert quality["n"] == 4 and 0 <= quality["answers_changed"] <= 1
+    assert record["ratios"]["intervals"]["answers_changed"]["n"] == 4
+    assert record["compressed"]["speed"]["batch_size"] == 2
