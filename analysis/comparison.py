@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.pareto import TOLERANCE, recipe_labels
-from analysis.responses import LATENCY, SIZE, baseline_column, label, metric_of
+from analysis.responses import LATENCY, QUALITY, SIZE, baseline_column, label, metric_of
 from analysis.unchanged import unchanged
 from compress.record import Comparison, QualityMetric
 from compress.stats.multiplicity import fixed_sequence
@@ -44,6 +44,13 @@ DELTA = ("delta", "delta low", "delta high")
 DROP, DROP_HIGH = "drop", "drop upper bound"
 P, HOLM, DISCORDANT, ITEMS = "McNemar p", "Holm p", "discordant", "items"
 FLIPS, FASTER, UNCHANGED = "flips", "faster", "unchanged"
+# Fidelity to the baseline beside the headline (causal LMs): the record's quality key, and the
+# column base name in the recipe table (with " low" / " high" for its interval).
+FIDELITY = {
+    "kl_divergence": "KL",
+    "top1_agreement": "top-1 agreement",
+    "answers_changed": "answers changed",
+}
 
 
 @dataclass(frozen=True)
@@ -252,13 +259,40 @@ def pooled_quality(runs: pd.DataFrame, headline: Headline) -> list[float]:
     return _one_run(runs, DELTA) or [runs[DELTA[0]].mean(), np.nan, np.nan]
 
 
+def fidelity_columns(name: str) -> tuple[str, str, str]:
+    return name, f"{name} low", f"{name} high"
+
+
+def _fidelity(ok: pd.DataFrame, recipes: pd.Series) -> pd.DataFrame:
+    """Per recipe, each recorded fidelity figure with its interval (a single run's, or the
+    same of identical runs); the mean over runs, without interval, otherwise."""
+    frames = []
+    for key, name in FIDELITY.items():
+        if QUALITY + key not in ok:
+            continue
+        columns = fidelity_columns(name)
+        estimate, low, high = _interval(ok, INTERVALS + key)
+        values = pd.DataFrame(
+            dict(zip(columns, (estimate.fillna(_column(ok, QUALITY + key)), low, high),
+                     strict=True)), index=ok.index,
+        )  # fmt: skip
+        pooled = {
+            recipe: _one_run(runs, columns) or [runs[name].mean(), np.nan, np.nan]
+            for recipe, runs in values.groupby(recipes, sort=False)
+        }
+        frames.append(pd.DataFrame.from_dict(pooled, orient="index", columns=list(columns)))
+    return pd.concat(frames, axis=1) if frames else pd.DataFrame()
+
+
 def recipe_table(ok: pd.DataFrame, factors: list[str], headline: Headline | None) -> pd.DataFrame:
     """One row per recipe, fastest first by its paired latency ratio: size and absolute
     latency are means over its runs (descriptions), the ratio and the quality comparison with
     their intervals come from the pooled runs; McNemar's p is the largest of its runs (a
     conservative summary: averaging p-values has no meaning), Holm-adjusted over all recipes,
     the family of this report's comparisons with the baseline; ``flips`` the mean share of
-    items whose correctness changed."""
+    items whose correctness changed; causal LMs add their fidelity to the baseline
+    (``FIDELITY``: KL divergence and top-1 agreement of the next-token distributions, the
+    share of changed answers) with its interval."""
     values = per_job(ok, headline).assign(**{UNCHANGED: unchanged(ok)})
     grouped = values.groupby(recipe_labels(ok, factors), sort=False)
     table = grouped[[SIZE_MB, SIZE_RATIO, LATENCY_MS]].mean()
@@ -276,6 +310,9 @@ def recipe_table(ok: pd.DataFrame, factors: list[str], headline: Headline | None
         table[[DISCORDANT, ITEMS]] = grouped[[DISCORDANT, ITEMS]].mean()
         table[FLIPS] = table[DISCORDANT] / table[ITEMS]
         table[DROP], table[DROP_HIGH] = drops(table, headline)
+    fidelity = _fidelity(ok, recipe_labels(ok, factors))
+    if not fidelity.empty:
+        table[fidelity.columns] = fidelity
     table.index.name = "recipe"
     return table.sort_values(SPEED[0], kind="stable")
 

@@ -12,6 +12,7 @@ from analysis.comparison import (
     DELTA,
     DROP_HIGH,
     FASTER,
+    FIDELITY,
     FLIPS,
     HOLM,
     LATENCY_MS,
@@ -22,6 +23,7 @@ from analysis.comparison import (
     UNCHANGED,
     Conclusions,
     P,
+    fidelity_columns,
 )
 from analysis.item_tests import term_name
 from analysis.items import by_recipe
@@ -83,6 +85,10 @@ def recipe_frame(conclusions: Conclusions, max_drop: float) -> pd.DataFrame:
             frame[[FLIPS, P, HOLM]] = rows[[FLIPS, P, HOLM]]
         if rows[DROP_HIGH].notna().any():
             frame["within the limit"] = rows[DROP_HIGH].map(lambda b: _within(b, max_drop))
+    for name in FIDELITY.values():
+        columns = fidelity_columns(name)
+        if name in rows:
+            frame[f"{name}{ci(columns)}"] = _interval_cells(rows, columns, ".3g")
     unchanged = rows[UNCHANGED].eq(True)
     if unchanged.any():
         frame["note"] = unchanged.map({True: "the baseline: nothing changed", False: ""})
@@ -126,6 +132,15 @@ def _recipe_notes(conclusions: Conclusions, results: Results, options: Options) 
         )
     if conclusions.headline is not None:
         notes += _tests_notes(conclusions, ci, options.max_quality_drop)
+    if any(name in table for name in FIDELITY.values()):
+        notes.append(
+            "Fidelity to the baseline (causal LMs): KL is the mean KL divergence of the "
+            "compressed next-token distribution from the baseline's (nats per token), top-1 "
+            "agreement the share of positions whose most likely next token is the baseline's, "
+            "both over the same windows with intervals over the same blocks as perplexity; "
+            "answers changed is the share of prompts whose greedy answer is not the "
+            "baseline's (Wilson interval). Equal perplexity can hide a changed model."
+        )
     if table[UNCHANGED].any():
         notes.append(
             "A recipe that changes nothing (nothing pruned, fp32, no recovery, the torch "

@@ -9,6 +9,7 @@ from analysis.baseline import SPEED_ONLY, data_lines
 from analysis.comparison import (
     DELTA,
     DROP_HIGH,
+    FIDELITY,
     ONE_SIDED,
     POWER,
     RUNS,
@@ -116,6 +117,11 @@ def _figures(row: pd.Series, conclusions: Conclusions) -> str:
         if pd.notna(row[SPEED[1]]):
             latency += f" [{row[SPEED[1]]:.2f}, {row[SPEED[2]]:.2f}]"
         text += f", {latency} the latency"
+    for name in FIDELITY.values():
+        if pd.notna(row.get(name)):
+            text += f", {name} {row[name]:.3g}"
+            if pd.notna(row.get(f"{name} low")):
+                text += f" [{row[f'{name} low']:.3g}, {row[f'{name} high']:.3g}]"
     runs = int(row[RUNS])
     return text + (f" (pooled over its {runs} runs)" if runs > 1 else "")
 

@@ -1,14 +1,21 @@
-"""SmolLM2 decoding and perplexity, every torch quantization level and llama.cpp side by side
-in one process.
+"""SmolLM2 decoding and perplexity: every torch quantization level eager and with compiled
+decoding (``backend=torch_compiled``), and llama.cpp on the GGUF files ``backend=llama_cpp``
+writes, side by side in one process.
 
     python benchmarks/lm_decode.py                       # SmolLM2-135M, batch 1, 32 new tokens
     python benchmarks/lm_decode.py --batch-sizes 1 4 --repeats 30
     python benchmarks/lm_decode.py --levels fp32 int8_weight_only int4 --no-llama-cpp
+    python benchmarks/lm_decode.py --compiled fp32 int8_weight_only --gguf f32 q8_0 q4_k_m
 
-``llama.cpp`` (the ``llama-cpp-python`` package, ``pip install '.[llama]'``; built from source
-for this CPU) runs the shipped GGUF file itself (Q4_1) at batch 1: the same token ids, the
-same perplexity windows, greedy decoding of the same prompt, timed in the same interleaved
-loop. Without the package the row is left out, and the header says so.
+``compiled:<level>`` rows decode with a static KV cache and decode steps compiled by
+``torch.compile`` with frozen weights (compiled in the warm-up rounds, never timed; the
+Inductor cache under ``paths.cache_dir`` is reused across runs). ``llama.cpp <type>`` rows are
+the fp32 model written as GGUF and quantized by llama.cpp's own quantizer (importance matrix
+from the calibration text where the type takes one) exactly as ``backend=llama_cpp`` does,
+plus the shipped Q4_1 GGUF file itself; llama.cpp (``pip install '.[llama]'``, built from
+source for this CPU) scores the same token ids and windows and decodes the same prompts, timed
+in the same interleaved loop. Without the package those rows are left out, and the header
+says so.
 
 Per-token decode latency (KV cache, greedy), time to first token and tokens/s come from one
 interleaved loop (each round runs every variant once, in alternating order), so machine drift
@@ -25,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import os
+import tempfile
 import time
 import warnings
 from functools import partial
@@ -67,7 +76,10 @@ LEVELS = {
     "int4_gptq": Int4GPTQConfig(group_size=32),
     "int4_gptq_g64": Int4GPTQConfig(group_size=64),
 }
-LLAMA_CPP = "llama.cpp Q4_1"
+LLAMA_CPP = "llama.cpp Q4_1 (shipped)"
+# Levels compiled decoding runs, and the GGUF types written like backend=llama_cpp does.
+COMPILED = ["fp32", "bf16", "int8_weight_only", "int4", "int4_gptq"]
+GGUF_TYPES = ["f32", "q8_0", "q4_0", "q4_k_m", "q5_k_m"]
 
 
 def _variants(
@@ -88,49 +100,85 @@ def _variants(
     return variants, reports
 
 
-def _llama_cpp(gguf: Path, threads: int, wanted: bool):
-    """llama.cpp on the GGUF file, or ``None`` and why not (not wanted, not installed)."""
+def _compiled(variants: dict, reports: dict, levels: list[str]) -> dict:
+    """``compiled:<level>``: the eager variant of that level with compiled decoding (the
+    same quantized weights: compiling adds no copy)."""
+    from compress.backends.compiled.decoding import CompiledCausalLM
+
+    compiled = {}
+    for level in levels:
+        compiled[f"compiled:{level}"] = CompiledCausalLM(variants[level])
+        reports[f"compiled:{level}"] = dict(reports[level], kernel=f"compiled {level}")
+    return compiled
+
+
+def _llama_cpp(model, gguf: Path, types: list[str], context, folder: Path, wanted: bool):
+    """llama.cpp on the GGUF of each type (written and quantized as ``backend=llama_cpp``
+    does) and on the shipped file; or nothing and why not (not wanted, not installed)."""
     if not wanted:
-        return None, "llama.cpp not measured (--no-llama-cpp)"
-    try:
-        from llama_cpp_runner import LlamaCppModel
-    except ImportError as error:
-        return None, f"llama.cpp not measured ({error})"
-    return LlamaCppModel(gguf, threads), "llama.cpp: the shipped GGUF as it is, batch 1"
+        return {}, {}, "llama.cpp not measured (--no-llama-cpp)"
+    if importlib.util.find_spec("llama_cpp") is None:
+        return {}, {}, "llama.cpp not measured (llama-cpp-python is not installed)"
+    from compress.backends import compress_on
+    from compress.backends.llama_cpp.runtime import LlamaCppModel
+    from compress.config.backend import LlamaCppBackendConfig
+    from compress.config.store import SCHEMAS
+
+    peers, reports = {}, {}
+    for kind in types:
+        level = SCHEMAS["quant"]["fp32" if kind == "f32" else kind]()
+        start = time.perf_counter()
+        compressed = compress_on(LlamaCppBackendConfig(), copy.deepcopy(model), level, context,
+                                 folder / kind)  # fmt: skip
+        name = f"llama.cpp {kind.upper()}"
+        peers[name] = compressed.model
+        reports[name] = {"layers_quantized": compressed.quant.layers_quantized,
+                         "bits_per_weight": compressed.quant.bits_per_weight,
+                         "kernel": f"llama.cpp {compressed.quant.weight_dtype}",
+                         "quantize_s": time.perf_counter() - start}  # fmt: skip
+    peers[LLAMA_CPP] = LlamaCppModel(gguf, model.config)
+    reports[LLAMA_CPP] = {"kernel": "llama.cpp Q4_1 (the shipped file)"}
+    return peers, reports, "llama.cpp: GGUF written by backend=llama_cpp, and the shipped file"
 
 
 def run(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
+    """Long because it is the whole benchmark: build the variants, score them, time them."""
     quiet_libraries()
     threads = args.threads or default_threads()
     torch.set_num_threads(threads)
     overrides = ["model=smollm2", "task=lm", f"task.eval_tokens={args.eval_tokens}"]
     cfg = compose_config(overrides)
+    cache = Path(cfg.paths.cache_dir).expanduser()
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache / "inductor"))
     task = build_task(OmegaConf.to_object(cfg.task))
-    pretrained = sources.resolve(cfg.model.name_or_path, Path(cfg.paths.cache_dir).expanduser())
+    pretrained = sources.resolve(cfg.model.name_or_path, cache)
     model, tokenizer = load_causal_lm(pretrained)
-    context = CompressionContext(calibration=partial(task.calibration_batches, tokenizer))
+    context = CompressionContext(calibration=partial(task.calibration_batches, tokenizer),
+                                 tokenizer=tokenizer)  # fmt: skip
     variants, rows = _variants(model, args.levels, context)
-    gguf = sources.gguf_file(cfg.model.name_or_path)
-    peer, peer_line = _llama_cpp(gguf, threads, args.llama_cpp)
+    variants |= _compiled(variants, rows, args.compiled)
+    folder = tempfile.TemporaryDirectory()  # the GGUF files, until the end of the run
+    peers, peer_rows, peer_line = _llama_cpp(
+        model, sources.gguf_file(cfg.model.name_or_path), args.gguf, context,
+        Path(folder.name), args.llama_cpp,
+    )  # fmt: skip
+    variants |= peers
+    rows |= peer_rows
     for level, variant in variants.items():
+        if level.startswith("compiled:"):  # its forward pass is the eager level's
+            rows[level] |= {
+                k: rows[level.partition(":")[2]][k] for k in ("perplexity", "eval_tokens")
+            }
+            continue
         quality, _ = task.evaluate(variant, tokenizer)
         rows[level] |= {"perplexity": quality["perplexity"], "eval_tokens": quality["tokens"]}
         print(f"{level}: perplexity {quality['perplexity']:.3f}", flush=True)
-    if peer is not None:
-        c = task.config
-        quality = peer.perplexity(task.eval_ids(tokenizer), c.window, c.stride)
-        rows[LLAMA_CPP] = {"perplexity": quality["perplexity"], "eval_tokens": quality["tokens"],
-                           "kernel": "llama.cpp ggml (Q4_1 dot products)"}  # fmt: skip
-        print(f"{LLAMA_CPP}: perplexity {quality['perplexity']:.3f}", flush=True)
     load = os.getloadavg()[0]
     for batch in args.batch_sizes:
         inputs = task.speed_inputs(tokenizer, batch, args.prompt_tokens)
         runners = {level: partial(timed_generate, variant, inputs, args.new_tokens,
                                   pad_token_id=tokenizer.pad_token_id)
                    for level, variant in variants.items()}  # fmt: skip
-        if peer is not None and batch == 1:
-            runners[LLAMA_CPP] = partial(peer.timed_generate, inputs["input_ids"][0],
-                                         args.new_tokens)  # fmt: skip
         runs = interleaved_generations(runners, args.warmup, args.repeats)
         for level, level_runs in runs.items():
             stats = generation_stats(level_runs, batch, args.new_tokens)
@@ -140,8 +188,9 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
                 f"ttft_ms_b{batch}": stats["ttft_ms"],
                 f"tokens_per_s_b{batch}": stats["tokens_per_s"],
             }
-    if peer is not None:
+    for peer in peers.values():
         peer.close()
+    folder.cleanup()
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("level")
     fp32 = table.loc["fp32"]
     table["perplexity_ratio"] = table["perplexity"] / fp32["perplexity"]
@@ -150,7 +199,8 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
         table[f"decode_ratio_b{batch}"] = table[column] / fp32[column]
     header = (
         f"SmolLM2-135M-Instruct (4-bit GGUF weights expanded to fp32), {threads} threads, "
-        f"CPU flags {list(cpu_flags()) or 'none of AVX512/VNNI/AMX'}, torch {torch.__version__}; "
+        f"CPU flags {list(cpu_flags()) or 'none of AVX512/VNNI/AMX/bf16'}, torch "
+        f"{torch.__version__}; "
         f"prompt {args.prompt_tokens} tokens, {args.new_tokens} new tokens, median over "
         f"{args.repeats} interleaved repeats after {args.warmup} warm-up; perplexity on "
         f"{int(fp32['eval_tokens'])} held-out Wikipedia tokens (window 512, stride 256); "
@@ -169,10 +219,26 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--eval-tokens", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=0, help="0: one per physical core")
+    parser.add_argument(
+        "--compiled",
+        nargs="*",
+        default=COMPILED,
+        choices=COMPILED,
+        help="levels also run with compiled decoding (each in --levels)",
+    )
+    parser.add_argument(
+        "--gguf",
+        nargs="*",
+        default=GGUF_TYPES,
+        choices=GGUF_TYPES,
+        help="GGUF types llama.cpp runs, written like backend=llama_cpp",
+    )
     parser.add_argument("--no-llama-cpp", dest="llama_cpp", action="store_false")
     args = parser.parse_args()
     if args.levels[0] != "fp32":
         parser.error("--levels must start with fp32 (the ratios' reference)")
+    if not set(args.compiled) <= set(args.levels):
+        parser.error("--compiled levels must be among --levels")
     table, header = run(args)
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)

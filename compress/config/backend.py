@@ -4,6 +4,7 @@ quantization levels it runs, those that can keep single modules float, its int4 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import ClassVar
 
 from omegaconf import MISSING
@@ -13,6 +14,11 @@ from compress.config.quant import (
     BFloat16Config,
     Float16Config,
     Float32Config,
+    GGUFQ4_0Config,
+    GGUFQ4_K_MConfig,
+    GGUFQ5_K_MConfig,
+    GGUFQ6_KConfig,
+    GGUFQ8_0Config,
     Int4GPTQConfig,
     Int4WeightOnlyConfig,
     Int8DynamicConfig,
@@ -70,14 +76,54 @@ class OnnxRuntimeBackendConfig(BackendConfig):
 
 @dataclass
 class TorchCompiledBackendConfig(BackendConfig):
-    """PyTorch 2 compiled: the model captured with ``torch.export``, int8 by PT2E (torchao's
-    x86 Inductor quantizer), compiled ahead of time by AOTInductor with frozen weights into
-    one package per recipe (cached under ``paths.cache_dir``). Classification tasks only."""
+    """PyTorch 2 compiled. Classifiers: the model captured with ``torch.export``, int8 by PT2E
+    (torchao's x86 Inductor quantizer), compiled ahead of time by AOTInductor with frozen
+    weights into one package per recipe (cached under ``paths.cache_dir``). Causal LMs: the
+    torch backend's level, decoded with a static KV cache and decode steps compiled by
+    ``torch.compile`` with frozen weights. ``CLASSIFICATION`` and ``DECODING`` list the
+    levels of each; ``SUPPORTED`` is both."""
 
     name: str = "torch_compiled"
-    SUPPORTED: ClassVar[tuple[type, ...]] = (
+    CLASSIFICATION: ClassVar[tuple[type, ...]] = (
         Float32Config, BFloat16Config, Int8DynamicConfig, Int8StaticConfig,
     )  # fmt: skip
+    DECODING: ClassVar[tuple[type, ...]] = (
+        Float32Config, BFloat16Config, Int8WeightOnlyConfig, Int4WeightOnlyConfig, Int4GPTQConfig,
+    )  # fmt: skip
+    SUPPORTED: ClassVar[tuple[type, ...]] = tuple(dict.fromkeys(CLASSIFICATION + DECODING))
+    INT4_GROUP_SIZES: ClassVar[tuple[int, ...]] = TorchBackendConfig.INT4_GROUP_SIZES
+
+
+class KVCacheType(StrEnum):
+    f16 = "f16"
+    f32 = "f32"
+
+
+class FlashAttention(StrEnum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
+@dataclass
+class LlamaCppBackendConfig(BackendConfig):
+    """llama.cpp through llama-cpp-python (the ``llama`` extra): the pruned model written as a
+    GGUF file (float32 for ``quant=fp32``, float16/bfloat16 for ``fp16``/``bf16``), the GGUF
+    levels rewritten by llama.cpp's own quantizer, then run by llama.cpp on the CPU with the
+    job's threads. Causal LMs whose ``model_type`` is in ``MODEL_TYPES`` only.
+    ``kv_cache`` (the KV cache's element type) and ``flash_attention`` default to llama.cpp's
+    own defaults, which compute attention partly in float16; ``kv_cache=f32
+    flash_attention=off`` is its float32 reference path."""
+
+    name: str = "llama_cpp"
+    kv_cache: KVCacheType = KVCacheType.f16
+    flash_attention: FlashAttention = FlashAttention.auto
+    SUPPORTED: ClassVar[tuple[type, ...]] = (
+        Float32Config, Float16Config, BFloat16Config, GGUFQ8_0Config, GGUFQ4_0Config,
+        GGUFQ4_K_MConfig, GGUFQ5_K_MConfig, GGUFQ6_KConfig,
+    )  # fmt: skip
+    # config.json model types the GGUF writer knows (compress/backends/llama_cpp/gguf.py)
+    MODEL_TYPES: ClassVar[tuple[str, ...]] = ("llama", "qwen2")
 
 
 def level_names(types: tuple[type, ...]) -> list[str]:

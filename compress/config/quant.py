@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from omegaconf import MISSING
 
@@ -182,3 +183,69 @@ class Int8QATConfig(QuantConfig):
     converted to real dynamic int8, the same kernels as ``quant=int8``."""
 
     name: str = "int8_qat"
+
+
+@dataclass
+class GGUFQuantConfig(QuantConfig):
+    """A llama.cpp quantization type (``backend=llama_cpp``): the pruned model is written as a
+    float32 GGUF and llama.cpp's own quantizer (``llama_model_quantize``) rewrites it as
+    ``FILE_TYPE``, the llama.cpp file type of that name (``llama-quantize``'s choice of block
+    type per tensor included: the ``_M`` mixes keep some tensors at more bits)."""
+
+    FILE_TYPE: ClassVar[str] = ""
+
+
+@dataclass
+class GGUFImatrixQuantConfig(GGUFQuantConfig):
+    """A llama.cpp type whose rounding weighs each input column by an importance matrix
+    (``imatrix``): the mean square of each Linear's inputs over ``calibration_batches``
+    batches of calibration text, computed on the pruned float model (what llama.cpp's
+    ``llama-imatrix`` collects) and handed to the quantizer. ``imatrix=false`` rounds without."""
+
+    imatrix: bool = True
+    calibration_batches: int = 8
+
+    def __post_init__(self) -> None:
+        check_positive("quant.calibration_batches", self.calibration_batches)
+
+
+@dataclass
+class GGUFQ8_0Config(GGUFQuantConfig):
+    """llama.cpp Q8_0: blocks of 32 int8 weights with one fp16 scale (8.5 bits per weight);
+    no importance matrix (its rounding has no choice to weigh)."""
+
+    name: str = "q8_0"
+    FILE_TYPE: ClassVar[str] = "MOSTLY_Q8_0"
+
+
+@dataclass
+class GGUFQ4_0Config(GGUFImatrixQuantConfig):
+    """llama.cpp Q4_0: blocks of 32 4-bit weights with one fp16 scale (4.5 bits per weight)."""
+
+    name: str = "q4_0"
+    FILE_TYPE: ClassVar[str] = "MOSTLY_Q4_0"
+
+
+@dataclass
+class GGUFQ4_K_MConfig(GGUFImatrixQuantConfig):
+    """llama.cpp Q4_K_M: 4-bit k-quants (super-blocks of 256 with 6-bit sub-block scales),
+    with half of the attention value and FFN down projections at Q6_K (about 4.8 bits)."""
+
+    name: str = "q4_k_m"
+    FILE_TYPE: ClassVar[str] = "MOSTLY_Q4_K_M"
+
+
+@dataclass
+class GGUFQ5_K_MConfig(GGUFImatrixQuantConfig):
+    """llama.cpp Q5_K_M: 5-bit k-quants, some tensors at Q6_K (about 5.7 bits per weight)."""
+
+    name: str = "q5_k_m"
+    FILE_TYPE: ClassVar[str] = "MOSTLY_Q5_K_M"
+
+
+@dataclass
+class GGUFQ6_KConfig(GGUFImatrixQuantConfig):
+    """llama.cpp Q6_K: 6-bit k-quants (6.56 bits per weight)."""
+
+    name: str = "q6_k"
+    FILE_TYPE: ClassVar[str] = "MOSTLY_Q6_K"

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
-from compress.config.backend import TorchBackendConfig, TorchCompiledBackendConfig, level_names
+from compress.config.backend import (
+    LlamaCppBackendConfig,
+    TorchBackendConfig,
+    TorchCompiledBackendConfig,
+    level_names,
+)
 from compress.config.bench import LoadMethod
 from compress.config.errors import ConfigError
 from compress.config.prune import (
@@ -34,7 +39,7 @@ from compress.config.quant import (
     GroupedInt4Config,
     Int8QATConfig,
 )
-from compress.config.task import ClassificationTaskConfig
+from compress.config.task import CausalLMTaskConfig, Decoding
 from compress.config.training import NoRecoveryConfig
 
 if TYPE_CHECKING:
@@ -156,16 +161,53 @@ def _int4_group_size(config: Config) -> None:
 
 
 def _compiled(config: Config) -> None:
-    if isinstance(config.backend, TorchCompiledBackendConfig) and not isinstance(
-        config.task, ClassificationTaskConfig
-    ):
+    """Classifiers compile ahead of time (PT2E int8), causal LMs compile their decode step (the
+    weight-only levels); a causal LM compiles in the timed loop's warm-up."""
+    backend = config.backend
+    if not isinstance(backend, TorchCompiledBackendConfig):
+        return
+    causal = isinstance(config.task, CausalLMTaskConfig)
+    levels = backend.DECODING if causal else backend.CLASSIFICATION
+    if not isinstance(config.quant, levels):
         raise ConfigError(
-            f"backend=torch_compiled does not run task={config.task.name}",
-            "a classification task (sentiment, topics, classification)",
+            f"quant={config.quant.name} is not supported on backend=torch_compiled for "
+            f"task={config.task.name}",
+            ", ".join(level_names(levels)),
+        )
+    if causal and config.task.decoding == Decoding.speculative:
+        raise ConfigError(
+            "task.decoding=speculative on backend=torch_compiled: assisted generation has no "
+            "static-cache compiled step",
+            "task.decoding=standard",
+        )
+    if causal and config.bench.warmup < 1:
+        raise ConfigError(
+            "bench.warmup=0 on backend=torch_compiled: the decode step compiles in the first "
+            "call, which would be timed",
+            "bench.warmup >= 1",
         )
 
 
-_RULES = (_training, _supported_level, _pattern, _load_method, _skip, _int4_group_size, _compiled)
+def _llama_cpp(config: Config) -> None:
+    if not isinstance(config.backend, LlamaCppBackendConfig):
+        return
+    if not isinstance(config.task, CausalLMTaskConfig):
+        raise ConfigError(
+            f"backend=llama_cpp runs causal LMs, not task={config.task.name}",
+            "task=lm or task=generation",
+        )
+    if config.task.decoding == Decoding.speculative:
+        raise ConfigError(
+            "task.decoding=speculative drafts with the compressed model inside transformers' "
+            "generate, which cannot call a llama.cpp model",
+            "task.decoding=standard",
+        )
+
+
+_RULES = (
+    _training, _llama_cpp, _compiled, _supported_level, _pattern, _load_method, _skip,
+    _int4_group_size,
+)  # fmt: skip
 
 # What each structured method removes: (config type, config.json keys of the count, unit).
 _NEURONS = (("intermediate_size", "n_inner"), "feed-forward neurons per block")
@@ -189,6 +231,20 @@ def structure_problems(config: Config, model_config: dict) -> list[str]:
             except ConfigError as error:
                 problems.append(str(error))
     return problems
+
+
+def backend_problems(config: Config, model_config: dict) -> list[str]:
+    """A model architecture the backend cannot write (llama.cpp: the GGUF families it knows),
+    by the model's ``config.json``."""
+    if not isinstance(config.backend, LlamaCppBackendConfig):
+        return []
+    model_type = model_config.get("model_type")
+    if model_type in config.backend.MODEL_TYPES:
+        return []
+    return [
+        f"backend=llama_cpp cannot write model_type={model_type} as GGUF, accepted: "
+        f"model_type {', '.join(config.backend.MODEL_TYPES)} (e.g. model=smollm2)"
+    ]
 
 
 def unknown_key(key: str, known: list[str]) -> str:

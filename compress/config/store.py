@@ -14,6 +14,7 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 
 from compress.config.backend import (
+    LlamaCppBackendConfig,
     OnnxRuntimeBackendConfig,
     TorchBackendConfig,
     TorchCompiledBackendConfig,
@@ -35,6 +36,11 @@ from compress.config.quant import (
     BFloat16Config,
     Float16Config,
     Float32Config,
+    GGUFQ4_0Config,
+    GGUFQ4_K_MConfig,
+    GGUFQ5_K_MConfig,
+    GGUFQ6_KConfig,
+    GGUFQ8_0Config,
     Int4GPTQConfig,
     Int4WeightOnlyConfig,
     Int8DynamicConfig,
@@ -90,6 +96,11 @@ SCHEMAS: dict[str, dict[str, object]] = {
         "int8_weight_only": Int8WeightOnlyConfig,
         "int8_smoothquant": Int8SmoothQuantConfig,
         "int4_gptq": Int4GPTQConfig,
+        "q8_0": GGUFQ8_0Config,
+        "q4_0": GGUFQ4_0Config,
+        "q4_k_m": GGUFQ4_K_MConfig,
+        "q5_k_m": GGUFQ5_K_MConfig,
+        "q6_k": GGUFQ6_KConfig,
     },
     "recovery": {
         "none": NoRecoveryConfig,
@@ -101,6 +112,7 @@ SCHEMAS: dict[str, dict[str, object]] = {
         "torch": TorchBackendConfig,
         "onnxruntime": OnnxRuntimeBackendConfig,
         "torch_compiled": TorchCompiledBackendConfig,
+        "llama_cpp": LlamaCppBackendConfig,
     },
 }
 

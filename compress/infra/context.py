@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,10 +21,12 @@ def model_inputs(batch: Batch) -> Batch:
 class CompressionContext:
     """``calibration(n)`` yields up to ``n`` labelled batches of calibration data (never the
     held-out split): gradient head importance and static quantization calibrate on it.
-    ``cache_dir``: where work shared by jobs is kept (compiled models)."""
+    ``cache_dir``: where work shared by jobs is kept (compiled models). ``tokenizer``: the
+    model's tokenizer, for formats that carry their own vocabulary (GGUF)."""
 
     calibration: Callable[[int], Iterable[Batch]] | None = None
     cache_dir: Path | None = None
+    tokenizer: Any = None
 
     def calibration_batches(self, count: int, method: str) -> Iterable[Batch]:
         if self.calibration is None:

@@ -161,6 +161,13 @@ def _cache_bytes(cache: object) -> int:
     )
 
 
+def _kv_cache_bytes(output: object) -> int:
+    """The KV cache a ``generate`` call ended with: the bytes a runtime that keeps its own
+    cache reports (``kv_cache_bytes``), or those of transformers' cache tensors."""
+    reported = getattr(output, "kv_cache_bytes", None)
+    return reported if reported is not None else _cache_bytes(output.past_key_values)
+
+
 def generation_memory(model: nn.Module, inputs: Inputs, new_tokens: int, **kwargs) -> dict:
     """Resident memory that one greedy ``generate`` call adds on top of what the process held
     before it (loaded models included), and the bytes of its KV cache at the end."""
@@ -178,6 +185,6 @@ def generation_memory(model: nn.Module, inputs: Inputs, new_tokens: int, **kwarg
     peak = _status_bytes("VmHWM")
     return {
         "peak_rss_delta_bytes": peak - before if measurable else None,
-        "kv_cache_bytes": _cache_bytes(output.past_key_values),
+        "kv_cache_bytes": _kv_cache_bytes(output),
         "prompt_tokens": int(inputs["input_ids"].shape[1]),
     }

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from compress.measure.token_fidelity import FidelityTotals, position_fidelity
+
 
 @dataclass(frozen=True)
 class Window:
@@ -44,31 +46,53 @@ def strided_windows(length: int, window: int, stride: int) -> list[Window]:
     return windows
 
 
+def _scored_logits(model: nn.Module, ids: torch.Tensor, start: int) -> torch.Tensor:
+    """The float32 logits that predict tokens ``start ..`` of the 1-row window ``ids``."""
+    return model(input_ids=ids).logits[0].float()[start - 1 : -1]
+
+
 @torch.inference_mode()
 def window_nlls(
-    model: nn.Module, input_ids: torch.Tensor, window: int, stride: int
-) -> tuple[list[float], list[int]]:
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    window: int,
+    stride: int,
+    reference: nn.Module | None = None,
+) -> tuple[list[float], list[int], FidelityTotals | None]:
     """Summed NLL and scored-token count of each strided window: the per-item outcomes that
-    paired comparisons of two models resample."""
+    paired comparisons of two models resample. With a ``reference`` model (the baseline), it
+    runs on the same windows and every scored position's next-token distributions are
+    compared (:mod:`compress.measure.token_fidelity`)."""
     windows = strided_windows(len(input_ids), window, stride)
     if not windows:
         raise ValueError("perplexity needs a text of at least 2 tokens")
     sums, counts = [], []
+    fidelity = FidelityTotals() if reference is not None else None
     for w in windows:
         ids = input_ids[w.begin : w.end].unsqueeze(0)
-        logits = model(input_ids=ids).logits[0].float()
         start = w.first_target - w.begin
         targets = ids[0, start:]
-        predicted = logits[start - 1 : -1]
+        predicted = _scored_logits(model, ids, start)
         sums.append(float(nn.functional.cross_entropy(predicted, targets, reduction="sum")))
         counts.append(len(targets))
-    return sums, counts
+        if fidelity is not None:
+            baseline = _scored_logits(reference, ids, start)
+            fidelity.add(position_fidelity(predicted, baseline, targets))
+    return sums, counts, fidelity
 
 
-def perplexity(model: nn.Module, input_ids: torch.Tensor, window: int, stride: int) -> dict:
+def perplexity(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    window: int,
+    stride: int,
+    reference: nn.Module | None = None,
+) -> dict:
     """Perplexity of ``model`` on the 1-D token tensor ``input_ids``; ``window_nll`` and
-    ``window_tokens`` hold each window's summed NLL and scored tokens."""
-    sums, counts = window_nlls(model, input_ids, window, stride)
+    ``window_tokens`` hold each window's summed NLL and scored tokens. With a ``reference``
+    model, also the token-level fidelity to it (``kl_divergence``, ``top1_agreement``,
+    ``ref_prob_delta``, ... and their per-window sums ``window_kl``, ...)."""
+    sums, counts, fidelity = window_nlls(model, input_ids, window, stride, reference)
     mean = sum(sums) / sum(counts)
     return {
         "perplexity": math.exp(mean),
@@ -79,4 +103,5 @@ def perplexity(model: nn.Module, input_ids: torch.Tensor, window: int, stride: i
         "stride": stride,
         "window_nll": sums,
         "window_tokens": counts,
+        **(fidelity.summary() if fidelity is not None else {}),
     }

@@ -165,10 +165,10 @@ def _compress_and_measure(config: Config, record: JobRecord, output_dir: Path) -
     compressed, record.compression = _compress(prepared, artifact_dir)
     prepared.tokenizer.save_pretrained(str(artifact_dir / TOKENIZER_DIR))
     info = prepared.baseline.info
-    quality, outputs = prepared.task.evaluate(
-        compressed.model, prepared.tokenizer, reference=info["outputs"]
-    )
     reference = prepared.reference
+    quality, outputs = prepared.task.evaluate(
+        compressed.model, prepared.tokenizer, reference=info["outputs"], baseline_model=reference
+    )
     models = {
         "baseline": (reference, prepared.baseline.model_dir, size_stats(reference)),
         "compressed": (compressed.model, artifact_dir, compressed.size),

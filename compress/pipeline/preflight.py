@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from compress.config.errors import ConfigError
 from compress.config.job import Config
 from compress.config.refusal import first_line, refusal_lines
-from compress.config.rules import structure_problems, unknown_keys
+from compress.config.rules import backend_problems, structure_problems, unknown_keys
 from compress.config.task import CausalLMTaskConfig
 from compress.data.checks import data_problems
 from compress.infra.placement import PARALLELISM
@@ -55,7 +55,11 @@ def _runs_here(cfg: DictConfig) -> bool:
 
 
 def _model_problems(config: Config, model_config: dict, folder: Path, here: bool) -> list[str]:
-    problems = architecture_problems(config, model_config) or _family_problems(config, model_config)
+    problems = (
+        architecture_problems(config, model_config)
+        or _family_problems(config, model_config)
+        or backend_problems(config, model_config)
+    )
     problems += structure_problems(config, model_config) + position_problems(config, model_config)
     if here and not problems:
         problems += thread_problems(config) + memory_problems(config, model_config, folder)
@@ -67,9 +71,10 @@ def _model_problems(config: Config, model_config: dict, folder: Path, here: bool
 def _family_problems(config: Config, model_config: dict) -> list[str]:
     """The methods the model's family cannot take, from its ``model_type`` alone."""
     pruning = config.prune_method.name if config.prune > 0 else "none"
-    return family_problems(
-        model_config.get("model_type"), pruning, config.quant.name, config.backend.name
-    )
+    backend = config.backend.name
+    if isinstance(config.task, CausalLMTaskConfig) and backend == "torch_compiled":
+        backend = "torch"  # a causal LM is not exported whole: its decode step is compiled
+    return family_problems(model_config.get("model_type"), pruning, config.quant.name, backend)
 
 
 def config_problems(cfg: DictConfig) -> list[str]:

@@ -65,6 +65,8 @@ def prepare(config: Config) -> Prepared:
     task.adopt_baseline(baseline.info["training"])
     tokenizer = baseline.load_tokenizer()
     context = CompressionContext(
-        calibration=partial(task.calibration_batches, tokenizer), cache_dir=cache_dir
+        calibration=partial(task.calibration_batches, tokenizer),
+        cache_dir=cache_dir,
+        tokenizer=tokenizer,
     )
     return Prepared(config, task, baseline, tokenizer, baseline.load_model(), context, cache_dir)

@@ -1,4 +1,5 @@
-"""The perplexity ratio's interval over blocks: the scored windows of one running text are not
+"""Per-token intervals over blocks (the perplexity ratio, the KL divergence from the baseline,
+top-1 agreement): the scored windows of one running text are not
 independent (neighbouring windows share their context and their topic), so they are grouped
 into non-overlapping blocks of consecutive windows, and the blocks are the units.
 
@@ -32,6 +33,36 @@ def block_labels(tokens: ArrayLike, block_tokens: int) -> np.ndarray:
     return np.unique(labels, return_inverse=True)[1]  # no empty block
 
 
+def block_ratio_interval(
+    sums: ArrayLike, tokens: ArrayLike, block_tokens: int, what: str, confidence: float = 0.95
+) -> Interval:
+    """Interval of a per-token mean, sum(sums) / sum(tokens), from each window's summed value
+    and scored tokens (``what`` names the summed value in the method); ``n`` is the number of
+    blocks.
+
+    The standard error is the between-block spread of the linearised block residuals
+    s_k - estimate * t_k (the ratio estimator's delta-method variance, with the K / (K - 1)
+    correction), and the quantile Student's t with K - 1 degrees of freedom."""
+    values = np.asarray(sums, dtype=float)
+    if values.ndim != 1 or len(values) != len(np.asarray(tokens)) or not np.isfinite(values).all():
+        raise ValueError("need one finite value per window")
+    labels = block_labels(tokens, block_tokens)
+    totals = np.bincount(labels, weights=values)
+    counts = np.bincount(labels, weights=np.asarray(tokens, dtype=float))
+    blocks = len(counts)
+    estimate = totals.sum() / counts.sum()
+    residuals = totals - estimate * counts
+    error = np.sqrt(blocks / (blocks - 1) * (residuals**2).sum()) / counts.sum()
+    quantile = stats.t.ppf(0.5 + confidence / 2, blocks - 1)
+    method = (
+        f"Student t over {blocks} non-overlapping blocks of consecutive windows (about "
+        f"{block_tokens} scored tokens each) of {what}: sum of values / sum of tokens, "
+        f"between-block standard error, {blocks - 1} df"
+    )
+    return Interval(float(estimate), float(estimate - quantile * error),
+                    float(estimate + quantile * error), blocks, method, confidence)  # fmt: skip
+
+
 def paired_block_interval(
     baseline_sums: ArrayLike,
     compressed_sums: ArrayLike,
@@ -40,25 +71,8 @@ def paired_block_interval(
     confidence: float = 0.95,
 ) -> Interval:
     """Interval of the difference in NLL per token, compressed - baseline, from each window's
-    summed NLL and scored tokens; ``n`` is the number of blocks.
-
-    The estimate is the ratio sum(NLL difference) / sum(tokens); its standard error the
-    between-block spread of the linearised block residuals d_k - estimate * t_k (the ratio
-    estimator's delta-method variance, with the K / (K - 1) correction), and the quantile
-    Student's t with K - 1 degrees of freedom."""
+    summed NLL and scored tokens; ``n`` is the number of blocks (:func:`block_ratio_interval`
+    of the windows' differences)."""
     baseline, compressed = paired_values(baseline_sums, compressed_sums)
-    labels = block_labels(tokens, block_tokens)
-    difference = np.bincount(labels, weights=compressed - baseline)
-    counts = np.bincount(labels, weights=np.asarray(tokens, dtype=float))
-    blocks = len(counts)
-    estimate = difference.sum() / counts.sum()
-    residuals = difference - estimate * counts
-    error = np.sqrt(blocks / (blocks - 1) * (residuals**2).sum()) / counts.sum()
-    quantile = stats.t.ppf(0.5 + confidence / 2, blocks - 1)
-    method = (
-        f"Student t over {blocks} non-overlapping blocks of consecutive windows (about "
-        f"{block_tokens} scored tokens each) of NLL per token, compressed - baseline: "
-        f"sum of differences / sum of tokens, between-block standard error, {blocks - 1} df"
-    )
-    return Interval(float(estimate), float(estimate - quantile * error),
-                    float(estimate + quantile * error), blocks, method, confidence)  # fmt: skip
+    what = "NLL per token, compressed - baseline"
+    return block_ratio_interval(compressed - baseline, tokens, block_tokens, what, confidence)

@@ -84,3 +84,18 @@ def paired_proportion_difference(
     """Interval of mean(compressed) - mean(baseline) for per-item 0/1 outcomes (accuracy)."""
     b, c, n = discordant(baseline_correct, compressed_correct)
     return tango_interval(b, c, n, confidence)
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> Interval:
+    """Wilson's score interval of one proportion k / n of independent items (Wilson 1927): the
+    share of prompts whose answer changed. Unlike the Wald interval it keeps width at k = 0 and
+    k = n and stays inside [0, 1]."""
+    if not 0 <= k <= n or n < 1:
+        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    share = k / n
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    low, high = max(0.0, centre - half), min(1.0, centre + half)
+    return Interval(share, float(low), float(high), n, f"Wilson score interval of {k}/{n}",
+                    confidence)  # fmt: skip

@@ -56,9 +56,16 @@ class Task(Protocol):
         tested), the test and its figures (``compress.measure.gate``)."""
 
     def evaluate(
-        self, model: Any, tokenizer: PreTrainedTokenizerBase, reference: dict | None = None
+        self,
+        model: Any,
+        tokenizer: PreTrainedTokenizerBase,
+        reference: dict | None = None,
+        baseline_model: Any = None,
     ) -> tuple[dict, dict]:
-        """Quality on the held-out split, and the raw outputs (a later model's reference)."""
+        """Quality on the held-out split, and the raw outputs (a later model's reference).
+        ``reference``: the baseline's outputs, as this returned them for it; ``baseline_model``:
+        the baseline itself, for tasks that compare the two models' outputs where storing the
+        baseline's would be too big (a causal LM's next-token distributions)."""
 
     def calibration_batches(
         self, tokenizer: PreTrainedTokenizerBase, count: int

@@ -211,9 +211,14 @@ class ClassificationTask:
         }
 
     def evaluate(
-        self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, reference: dict | None = None
+        self,
+        model: nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        reference: dict | None = None,
+        baseline_model: nn.Module | None = None,
     ) -> tuple[dict, dict]:
-        """Quality on the held-out split, and the raw outputs (the reference for later models)."""
+        """Quality on the held-out split, and the raw outputs (the reference for later models);
+        the baseline's predictions come from ``reference``, ``baseline_model`` is not run."""
         outputs = self.predict(model, tokenizer)
         quality = classification_quality(
             self.data.eval.labels,

@@ -16,6 +16,7 @@ from compress.config.task import GenerationTaskConfig
 from compress.data.texts import prompts_with_references
 from compress.measure.text_quality import fidelity, sentence_scores, text_quality
 from compress.stats.paired import paired_bootstrap
+from compress.stats.proportions import wilson_interval
 from compress.tasks.base import build_task
 from compress.tasks.causal_lm import CausalLMTask
 
@@ -91,10 +92,16 @@ class GenerationTask(CausalLMTask):
         return texts, lengths
 
     def evaluate(
-        self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, reference: dict | None = None
+        self,
+        model: nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        reference: dict | None = None,
+        baseline_model: nn.Module | None = None,
     ) -> tuple[dict, dict]:
         """BLEU (0-100) and ROUGE-1/2/L (0-1) of the greedy answers, the same with ``sampled_``
-        for the sampled ones; against a reference model's outputs also ``*_vs_baseline``."""
+        for the sampled ones; against a reference model's outputs also ``*_vs_baseline`` and
+        ``answers_changed``, the share of prompts whose greedy answer is not the baseline's
+        (the baseline's answers are cached: ``baseline_model`` is not run)."""
         references = [answers for _, answers in self.split[0]]
         greedy, greedy_lengths = self.answers(model, tokenizer, sample=False)
         sampled, _ = self.answers(model, tokenizer, sample=True)
@@ -106,6 +113,7 @@ class GenerationTask(CausalLMTask):
         }
         if reference is not None:
             quality |= fidelity(greedy, reference["greedy"])
+            quality["answers_changed"] = 1 - quality["exact_match_vs_baseline"]
             quality |= _prefixed("sampled_", fidelity(sampled, reference["sampled"]))
         return quality, {"greedy": greedy, "sampled": sampled}
 
@@ -124,7 +132,9 @@ class GenerationTask(CausalLMTask):
     def paired_quality(self, items: pd.DataFrame) -> tuple[dict, dict]:
         """Differences of mean sentence-BLEU and ROUGE-L with paired-bootstrap intervals over
         prompts, each method naming its metric (corpus BLEU, in ``ratios.bleu_delta``, has no
-        per-prompt form: the interval, and any test on it, is of sentence-BLEU)."""
+        per-prompt form: the interval, and any test on it, is of sentence-BLEU); the share of
+        prompts whose greedy answer changed, with Wilson's score interval (prompts are
+        independent)."""
         seed = self.config.split_seed
         names = {"bleu": ("sentence_bleu_delta", "sentence-BLEU"),
                  "rougeL": ("rougeL_delta", "ROUGE-L")}  # fmt: skip
@@ -134,6 +144,8 @@ class GenerationTask(CausalLMTask):
                 items[f"baseline_{metric}"], items[f"compressed_{metric}"], seed=seed
             )
             intervals[key] = interval.to_dict() | {"method": f"{name}: {interval.method}"}
+        changed = int((~items["exact_match"].astype(bool)).sum())
+        intervals["answers_changed"] = wilson_interval(changed, len(items)).to_dict()
         return intervals, {}
 
 

@@ -39,7 +39,7 @@ from analysis.pareto import best_recipe, recipes
 from analysis.render import Table, Text
 from analysis.responses import LATENCY, SIZE
 from analysis.results import Options, Results, analyse
-from analysis.sections import item_model_blocks
+from analysis.sections import item_model_blocks, recipe_frame
 from analysis.summary import power_warning, summary
 from compress.stats.paired import min_detectable_difference
 from compress.stats.proportions import tango_interval
@@ -297,6 +297,34 @@ def test_perplexity_is_non_inferior_by_the_upper_bound_of_its_ratio():
     assert conclusions.table[DROP_HIGH].tolist() == pytest.approx([0.04, 0.009])
     assert conclusions.choice.recipe == "quant=fp16"
     assert conclusions.power is None  # McNemar's test is for classification only
+
+
+def test_lm_recipes_show_kl_and_top1_agreement_beside_perplexity():
+    ok = pd.DataFrame({
+        "quant": ["int8", "int4", "int4"], LATENCY: [50.0, 40.0, 41.0], SIZE: [250.0, 150.0, 150],
+        "ratios.latency_p50": [0.5, 0.4, 0.41],
+        PERPLEXITY: [20.1, 20.6, 20.6], "baseline.quality.perplexity": [20.0, 20.0, 20.0],
+        "ratios.intervals.perplexity.estimate": [1.005, 1.03, 1.03],
+        "ratios.intervals.perplexity.low": [1.001, 1.02, 1.02],
+        "ratios.intervals.perplexity.high": [1.009, 1.04, 1.04],
+        "compressed.quality.kl_divergence": [0.01, 0.05, 0.07],
+        "ratios.intervals.kl_divergence.estimate": [0.01, 0.05, 0.07],
+        "ratios.intervals.kl_divergence.low": [0.008, 0.04, 0.06],
+        "ratios.intervals.kl_divergence.high": [0.012, 0.06, 0.08],
+        "compressed.quality.top1_agreement": [0.97, 0.9, 0.9],
+    })  # fmt: skip
+    conclusions = conclude(ok, ["quant"], PERPLEXITY, 0.01, 0.05)
+    table = conclusions.table
+    assert table.loc["quant=int8", ["KL", "KL low", "KL high"]].tolist() == [0.01, 0.008, 0.012]
+    # two runs that differ: their mean, no interval
+    assert table.at["quant=int4", "KL"] == pytest.approx(0.06)
+    assert table["KL low"].isna().tolist() == [True, False]  # int4 first (faster)
+    assert table.at["quant=int4", "top-1 agreement"] == pytest.approx(0.9)
+    frame = recipe_frame(conclusions, 0.01)
+    assert frame.at["quant=int8", "KL [95% CI]"] == "0.01 [0.008, 0.012]"
+    assert frame.at["baseline", "KL [95% CI]"] == ""
+    assert frame.at["quant=int8", "top-1 agreement"] == "0.97"
+    assert frame.columns.get_loc("KL [95% CI]") > frame.columns.get_loc("perplexity")
 
 
 def _table(blocks: list) -> pd.Series:

@@ -346,7 +346,8 @@ WHY = [
     "residual stream itself, so every norm also feeds the next residual sum and SmoothQuant's "
     "factors cannot be folded into it; ModernBERT is pre-norm and is smoothed. A decoder's "
     "forward returns its key/value cache, which neither exporter takes as an output; decoders "
-    "run on `backend=torch`.",
+    "run on `backend=torch`, and as causal LMs (`task=lm`, `task=generation`) also on "
+    "`backend=torch_compiled` (compiled decode steps; docs/llm.md).",
 ]
 NOT_IN_THE_MATRIX = [
     "- `prune_method=heads_gradient` cuts with the same surgery as `heads` (it ranks heads "

@@ -1,7 +1,8 @@
 """Compiled PyTorch: ``torch.export``, PT2E int8, then AOTInductor, which compiles the program
 ahead of time into one shared library that runs any batch size and length. The artifact is
 that package; compiled packages are cached by program (graph and weights) under
-``paths.cache_dir``, so a sweep compiles each recipe once and a reload compiles nothing."""
+``paths.cache_dir``, so a sweep compiles each recipe once and a reload compiles nothing.
+Causal LMs are decoded with compiled steps instead (:mod:`.decoding`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from compress.backends.compiled.decoding import compiled_decoder
 from compress.backends.compiled.export import program_size
 from compress.backends.compiled.quantize import capture
 from compress.backends.compiled.runtime import INDUCTOR_OPTIONS, CompiledModel, compile_package
@@ -67,6 +69,8 @@ def _compiled(
 ) -> CompressedModel:
     refuse_family(model, backend.name)
     folder.mkdir(parents=True, exist_ok=True)
+    if getattr(model, "can_generate", lambda: False)():  # a causal LM: compiled decoding
+        return compiled_decoder(quant, model, context, folder)
     sample = accepted_inputs(model, context.sample_inputs("torch.export"))
     program, report = capture(quant, model.eval(), sample, context)
     compiled = _compiled_package(program, folder, context.cache_dir)

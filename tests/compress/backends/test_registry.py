@@ -8,15 +8,24 @@ import json
 import pytest
 
 from compress.backends import load_artifact
+from compress.backends.llama_cpp.quantize import gguf_level
 from compress.backends.onnxruntime.quantize import ort_quantize
 from compress.backends.torch.quantize import quantize_
-from compress.config.backend import OnnxRuntimeBackendConfig, TorchBackendConfig
+from compress.config.backend import (
+    LlamaCppBackendConfig,
+    OnnxRuntimeBackendConfig,
+    TorchBackendConfig,
+)
 from compress.storage.artifact import MANIFEST
 
 
 @pytest.mark.parametrize(
     ("backend", "registry"),
-    [(TorchBackendConfig, quantize_), (OnnxRuntimeBackendConfig, ort_quantize)],
+    [
+        (TorchBackendConfig, quantize_),
+        (OnnxRuntimeBackendConfig, ort_quantize),
+        (LlamaCppBackendConfig, gguf_level),
+    ],
 )
 def test_supported_levels_are_exactly_the_registered_handlers(backend, registry):
     assert set(backend.SUPPORTED) == registry.registered

@@ -24,9 +24,12 @@ GROUPS = {
     for group in ("model", "task", "prune_method", "quant", "backend", "recovery", "schedule")
 }
 # options that need a partner setting to form a valid job
+LLAMA_CPP = ["backend=llama_cpp", "task=lm"]
 PARTNERS = {
     "int8_qat": ["recovery=finetune"],
     "iterative": ["recovery=finetune"],
+    "llama_cpp": ["task=lm", "quant=fp32"],
+    **{level: LLAMA_CPP for level in ("q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k")},
 }
 
 
@@ -81,6 +84,42 @@ def test_a_level_the_backend_lacks_is_refused_with_the_accepted_ones(compose_con
         "quant=fp16 is not supported on backend=onnxruntime, "
         "accepted: fp32, int8, int8_static, int4"
     )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "line"),
+    [
+        (["quant=q4_k_m", "backend=torch"],
+         "quant=q4_k_m is not supported on backend=torch, accepted: fp32, fp16, bf16, int8, "
+         "int8_static, int8_qat, int8_weight_only, int8_smoothquant, int4, int4_gptq"),
+        (["quant=int4", "backend=llama_cpp", "task=lm"],
+         "quant=int4 is not supported on backend=llama_cpp, accepted: fp32, fp16, bf16, q8_0, "
+         "q4_0, q4_k_m, q5_k_m, q6_k"),
+        (["backend=llama_cpp"],
+         "backend=llama_cpp runs causal LMs, not task=sentiment, accepted: task=lm or "
+         "task=generation"),
+        (["backend=llama_cpp", "task=generation", "task.decoding=speculative"],
+         "task.decoding=speculative drafts with the compressed model inside transformers' "
+         "generate, which cannot call a llama.cpp model, accepted: task.decoding=standard"),
+        (["backend=llama_cpp", "task=lm", "quant=q4_0", "quant.skip=[lm_head]"],
+         "quant.skip keeps modules float, and quant=q4_0 on backend=llama_cpp cannot, "
+         "accepted: quant.skip=[] or quant=fp32"),
+    ],
+)  # fmt: skip
+def test_llama_cpp_combinations_are_refused_in_one_line(compose_config, overrides, line):
+    with pytest.raises(ConfigError) as caught:
+        OmegaConf.to_object(compose_config(overrides))
+    assert str(caught.value) == line
+
+
+def test_llama_cpp_levels_compose_on_causal_lm_tasks(compose_config):
+    for level in ("fp32", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"):
+        config = OmegaConf.to_object(
+            compose_config(["backend=llama_cpp", "task=lm", f"quant={level}"])
+        )
+        assert config.quant.name == level and config.backend.name == "llama_cpp"
+    config = OmegaConf.to_object(compose_config(["backend=llama_cpp", "task=lm", "quant=q4_k_m"]))
+    assert config.quant.imatrix and config.quant.FILE_TYPE == "MOSTLY_Q4_K_M"
 
 
 @pytest.mark.parametrize(

@@ -69,6 +69,9 @@ def test_generation_job_with_speculative_decoding(compose_config, tiny_llama_dir
     quality = record["compressed"]["quality"]
     # an uncompressed model reproduces the baseline exactly, greedy and (same seed) sampled
     assert quality["exact_match_vs_baseline"] == quality["sampled_exact_match_vs_baseline"] == 1
+    assert quality["answers_changed"] == 0
+    changed = record["ratios"]["intervals"]["answers_changed"]
+    assert changed["estimate"] == changed["low"] == 0 < changed["high"] and changed["n"] == 4
     assert quality["bleu"] == record["baseline"]["quality"]["bleu"]
     speed = record["compressed"]["speed"]
     assert speed["decoding"] == "speculative" and speed["batch_size"] == 1
@@ -92,3 +95,26 @@ def test_lm_job_keeps_window_outcomes_and_a_perplexity_interval(
     assert len(items) == windows and interval["n"] == 95 // 32 < windows  # blocks, not windows
     assert f"{interval['n']} non-overlapping blocks" in interval["method"]
     assert record["ratios"]["intervals"]["latency_p50"]["n"] == 2  # timed calls
+    # token-level fidelity to the baseline, per window and over the same blocks
+    quality = record["compressed"]["quality"]
+    assert quality["kl_divergence"] > 0 and 0 <= quality["top1_agreement"] <= 1
+    assert quality["kl_divergence_p99"] >= quality["kl_divergence_median"] >= 0
+    assert items["kl"].sum() / items["tokens"].sum() == pytest.approx(quality["kl_divergence"])
+    assert items["top1_agree"].sum() / items["tokens"].sum() == quality["top1_agreement"]
+    for key in ("kl_divergence", "top1_agreement", "ref_prob_delta"):
+        fidelity = record["ratios"]["intervals"][key]
+        assert fidelity["estimate"] == pytest.approx(quality[key])
+        assert fidelity["low"] <= fidelity["estimate"] <= fidelity["high"]
+        assert fidelity["n"] == interval["n"]
+    assert "kl_divergence" not in record["baseline"]["quality"]
+
+
+def test_lm_job_of_an_unchanged_model_has_zero_kl_and_full_top1_agreement(
+    compose_config, tiny_llama_dir
+):
+    record = _run(compose_config, tiny_llama_dir, *LM, "prune_method=none", "quant=fp32",
+                  "bench.cold_load=false")  # fmt: skip
+    assert record["status"] == "ok", record["error"]
+    quality = record["compressed"]["quality"]
+    assert quality["kl_divergence"] == quality["kl_divergence_p99"] == 0
+    assert quality["top1_agreement"] == 1 and quality["ref_prob_delta"] == 0

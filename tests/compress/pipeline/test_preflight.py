@@ -42,15 +42,28 @@ BAD_CONFIGS = [
     ("prune_method.scope=foo",
      "prune_method.scope=foo is not a choice, accepted: blocks, attention, ffn, all"),
     ("quant=int3", "quant=int3 is not an option of quant, accepted: bf16, fp16, fp32, int4, "
-     "int4_gptq, int8, int8_qat, int8_smoothquant, int8_static, int8_weight_only"),
-    ("backend=tensorrt", "backend=tensorrt is not an option of backend, accepted: onnxruntime, "
-     "torch, torch_compiled"),
+     "int4_gptq, int8, int8_qat, int8_smoothquant, int8_static, int8_weight_only, q4_0, q4_k_m, "
+     "q5_k_m, q6_k, q8_0"),
+    ("backend=tensorrt", "backend=tensorrt is not an option of backend, accepted: llama_cpp, "
+     "onnxruntime, torch, torch_compiled"),
+    ("quant=q4_k_m", "quant=q4_k_m is not supported on backend=torch, accepted: fp32, fp16, "
+     "bf16, int8, int8_static, int8_qat, int8_weight_only, int8_smoothquant, int4, int4_gptq"),
+    ("backend=llama_cpp quant=q4_k_m", "backend=llama_cpp runs causal LMs, not "
+     "task=sentiment, accepted: task=lm or task=generation"),
+    ("backend=llama_cpp task=lm quant=int8_weight_only", "quant=int8_weight_only is not "
+     "supported on backend=llama_cpp, accepted: fp32, fp16, bf16, q8_0, q4_0, q4_k_m, q5_k_m, "
+     "q6_k"),
+    ("backend=llama_cpp task=lm quant=q4_0 quant.calibration_batches=0",
+     "quant.calibration_batches=0 is not a positive integer, accepted: 1, 2, 3, ..."),
     ("backend=torch_compiled quant=int8_qat recovery=finetune",
-     "quant=int8_qat is not supported on backend=torch_compiled, accepted: fp32, bf16, int8, "
-     "int8_static"),
-    ("backend=torch_compiled model=smollm2 task=lm quant=fp32",
-     "backend=torch_compiled does not run task=lm, accepted: a classification task (sentiment, "
-     "topics, classification)"),
+     "quant=int8_qat is not supported on backend=torch_compiled for task=sentiment, accepted: "
+     "fp32, bf16, int8, int8_static"),
+    ("backend=torch_compiled model=smollm2 task=lm quant=int8",
+     "quant=int8 is not supported on backend=torch_compiled for task=lm, accepted: fp32, bf16, "
+     "int8_weight_only, int4, int4_gptq"),
+    ("backend=torch_compiled task=lm quant=fp32 bench.warmup=0",
+     "bench.warmup=0 on backend=torch_compiled: the decode step compiles in the first call, "
+     "which would be timed, accepted: bench.warmup >= 1"),
     ("quant=int4_gptq backend=onnxruntime", "quant=int4_gptq is not supported on "
      "backend=onnxruntime, accepted: fp32, int8, int8_static, int4"),
     ("quant=int4 quant.group_size=16", "quant.group_size=16 is unsupported on backend=torch, "
@@ -302,6 +315,21 @@ def test_a_model_folder_without_model_type_is_refused_before_torch(tmp_path, tin
         f"error: model.name_or_path={folder}: its config.json has no model_type, so "
         "transformers cannot tell which architecture it is, accepted: a folder saved with "
         "save_pretrained"
+    ]
+    assert result.returncode == 2 and not imported_torch(result.stderr)
+
+
+def test_a_family_llama_cpp_cannot_write_is_refused_before_torch(tmp_path):
+    from tests.fixtures.decoders import tiny_gpt2
+
+    tiny_gpt2().save_pretrained(tmp_path / "gpt2")
+    result = run_cli("model=hub", f"model.name_or_path={tmp_path / 'gpt2'}", "task=lm",
+                     "task.window=64", "task.stride=32",
+                     "backend=llama_cpp", "quant=q8_0", cwd=tmp_path,
+                     cache=tmp_path / "cache")  # fmt: skip
+    assert error_lines(result.stderr) == [
+        "error: backend=llama_cpp cannot write model_type=gpt2 as GGUF, accepted: model_type "
+        "llama, qwen2 (e.g. model=smollm2)"
     ]
     assert result.returncode == 2 and not imported_torch(result.stderr)
 

@@ -73,3 +73,16 @@ def test_blocks_keep_coverage_where_windows_are_correlated_and_windows_do_not():
                for b, c in zip(baseline, compressed, strict=True)]  # fmt: skip
     assert 0.91 <= np.mean(blocks) <= 0.98
     assert np.mean(windows) < 0.85
+
+
+def test_block_ratio_interval_of_differences_is_the_paired_interval():
+    from compress.stats.blocks import block_ratio_interval
+
+    tokens, baseline, compressed = _correlated_windows(np.random.default_rng(2), 1, 64, 0.3)
+    paired = paired_block_interval(baseline[0], compressed[0], tokens, 2048)
+    direct = block_ratio_interval(compressed[0] - baseline[0], tokens, 2048, "differences")
+    assert (direct.estimate, direct.low, direct.high, direct.n) == pytest.approx(
+        (paired.estimate, paired.low, paired.high, paired.n)
+    )
+    with pytest.raises(ValueError, match="one finite value per window"):
+        block_ratio_interval([1.0, np.nan], [10, 10], 10, "x")

@@ -97,3 +97,15 @@ def test_coverage_table_lists_every_method_and_scenario():
     assert len(table) == len(METHODS) * len(scenarios())
     assert set(table["n"]) == {200, 1000} and set(table["discordance"]) == {0.0, 0.01, 0.1}
     assert table.loc[table["method"] == TANGO, "exact coverage"].notna().all()
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 48), (3, 48), (24, 48), (48, 48), (1, 1)])
+def test_wilson_interval_matches_statsmodels(k, n):
+    from statsmodels.stats.proportion import proportion_confint
+
+    from compress.stats.proportions import wilson_interval
+
+    interval = wilson_interval(k, n)
+    low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
+    assert interval.estimate == k / n and interval.n == n
+    assert (interval.low, interval.high) == pytest.approx((low, high), abs=1e-12)
