@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -129,7 +131,18 @@ def _log_files() -> list[str]:
     return [h.baseFilename for h in handlers if isinstance(h, logging.FileHandler)]
 
 
-def _child(execute: Callable, cfg: DictConfig, record: JobRecord, folder: Path, logs: list) -> None:
+def _exit_with(parent: int) -> None:
+    """End this process once ``parent`` is gone (a killed sweep): an orphaned job would hold
+    the cores and memory the next sweep measures with."""
+    while os.getppid() == parent:
+        time.sleep(POLL_S * 10)
+    os._exit(1)
+
+
+def _child(
+    execute: Callable, cfg: DictConfig, record: JobRecord, folder: Path, logs: list, parent: int
+) -> None:
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     handlers = [logging.StreamHandler(), *(logging.FileHandler(path) for path in logs)]
     fmt = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
     logging.basicConfig(level=logging.INFO, format=fmt, handlers=handlers, force=True)
@@ -167,7 +180,9 @@ def run_isolated(
     limits = Limits.of(cfg.job)
     context = multiprocessing.get_context("spawn")
     child = context.Process(
-        target=_child, args=(execute, job_cfg, record, folder, _log_files()), name="compress-job"
+        target=_child,
+        args=(execute, job_cfg, record, folder, _log_files(), os.getpid()),
+        name="compress-job",
     )
     with _stdlib_start_method():
         child.start()

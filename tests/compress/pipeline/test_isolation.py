@@ -7,8 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 from omegaconf import OmegaConf
 
@@ -16,6 +18,8 @@ from compress.pipeline.isolation import JobFailed, Limits, Watch, run_isolated
 from compress.pipeline.job import run_job
 from compress.record import RECORD_NAME, JobRecord, read_record, timestamp
 from tests.conftest import TINY_JOB
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _die_by(number: int) -> None:
@@ -70,6 +74,36 @@ def test_a_native_crash_leaves_a_failed_record(tmp_path):
     with pytest.raises(JobFailed, match=r"killed by signal 11 \(SIGSEGV: a native kernel crashed"):
         run_isolated(_segfault, cfg, record, tmp_path)
     assert read_record(tmp_path / RECORD_NAME)["error"].startswith("killed by signal 11")
+
+
+def _sleep(cfg, record, folder) -> None:
+    time.sleep(600)
+
+
+_PARENT = """
+import sys
+from pathlib import Path
+from omegaconf import OmegaConf
+from compress.pipeline.isolation import run_isolated
+from compress.record import JobRecord, timestamp
+from tests.compress.pipeline.test_isolation import _sleep
+cfg = OmegaConf.create({"job": {"memory_limit_gb": 4, "timeout_s": 0}})
+run_isolated(_sleep, cfg, JobRecord({}, [], {}, timestamp()), Path(sys.argv[1]))
+"""
+
+
+def test_a_killed_parent_takes_its_job_with_it(tmp_path):
+    """A sweep killed mid-job (SIGKILL: no clean-up runs) leaves no job holding the cores."""
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, str(tmp_path)], cwd=REPO)
+    deadline = time.monotonic() + 60
+    while not (children := psutil.Process(parent.pid).children()):
+        assert time.monotonic() < deadline and parent.poll() is None, "no job started"
+        time.sleep(0.1)
+    time.sleep(3)  # the job is running: imported, its watch on the parent started
+    parent.kill()
+    parent.wait()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, "the job outlived the sweep that started it"
 
 
 def test_causes_name_the_signal_and_the_memory():
