@@ -169,7 +169,8 @@ def train_until_plateau(
     padded to their longest; every epoch (or ``eval_every_steps``) score the ``validation``
     examples and stop after ``patience`` scores without a better macro-F1, or at the cap.
     The best weights are loaded back. Returns what training cost, the curve and why it
-    stopped."""
+    stopped. Long because every ``TrainingArguments`` setting sits in one call, where each can
+    be read against ``FinetuneConfig``."""
     from transformers import (
         DataCollatorWithPadding,
         EarlyStoppingCallback,

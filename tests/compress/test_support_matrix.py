@@ -355,10 +355,10 @@ NOT_IN_THE_MATRIX = [
     "- `quant=int8_qat` trains under fake quantization, then converts with `int8`'s kernels.",
     "- Compiling with AOTInductor (~20 s a package) is the slow tier's: "
     "`tests/compress/backends/test_compiled_families.py` compiles every encoder family, and "
-    "`tests/compiled` every level on BERT.",
+    "`tests/compress/backends/test_compiled.py` every level on BERT.",
     "- `backend=onnxruntime` levels run from the graph the fp32 cell exported (what the "
     "backend itself does); `bf16` and dynamic `int8` on `backend=torch_compiled` are "
-    "`tests/compiled`'s (BERT).",
+    "`tests/compress/backends/test_compiled.py`'s (BERT).",
 ]
 
 

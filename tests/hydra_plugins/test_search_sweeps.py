@@ -58,17 +58,17 @@ def test_failed_jobs_are_failed_trials_and_failed_mlflow_runs(run_sweep, tmp_pat
     from mlflow.tracking import MlflowClient
 
     sweep_dir = tmp_path / "failing"
-    # the tiny model has 128 positions: a 4096-token latency batch fails while the job runs
+    # 50 MB cannot hold a job: it passes every check before it starts and is stopped running
     result = run_sweep(sweep_dir, *SEARCH, "hydra/callbacks=mlflow", "hydra.sweeper.n_trials=4",
-                       "bench.seq_len=16,4096", "quant=fp32,int8", check=False)  # fmt: skip
+                       "job.memory_limit_gb=0,0.05", "quant=fp32,int8", check=False)  # fmt: skip
     assert result.returncode == 1
     assert "told to the study as failed" in result.stderr
     search, done = _search(sweep_dir), records(sweep_dir)
     failed = [t for t in search["trials"] if t["state"] == "failed"]
     assert len(done) == 4 and len(failed) == 2
     for trial in failed:
-        assert trial["params"]["bench.seq_len"] == "4096" and trial["values"] is None
-        assert "RuntimeError" in trial["reason"] and trial["number"] not in search["front"]
+        assert trial["params"]["job.memory_limit_gb"] == "0.05" and trial["values"] is None
+        assert "out of memory" in trial["reason"] and trial["number"] not in search["front"]
 
     client = MlflowClient(f"sqlite:///{sweep_dir / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("compress")

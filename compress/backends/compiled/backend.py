@@ -67,10 +67,10 @@ def _compiled(
     context: CompressionContext,
     folder: Path,
 ) -> CompressedModel:
-    refuse_family(model, backend.name)
     folder.mkdir(parents=True, exist_ok=True)
     if getattr(model, "can_generate", lambda: False)():  # a causal LM: compiled decoding
         return compiled_decoder(quant, model, context, folder)
+    refuse_family(model, backend.name)  # the rest is exported whole: encoders only
     sample = accepted_inputs(model, context.sample_inputs("torch.export"))
     program, report = capture(quant, model.eval(), sample, context)
     compiled = _compiled_package(program, folder, context.cache_dir)

@@ -88,8 +88,10 @@ def test_generation_intervals_name_the_metric_they_are_of():
     for metric in ("bleu", "rougeL"):
         items[f"baseline_{metric}"] = rng.random(40)
         items[f"compressed_{metric}"] = items[f"baseline_{metric}"] - 0.05 * rng.random(40)
+    items["exact_match"] = np.arange(40) % 4 != 0  # 10 of 40 answers changed
     intervals, _ = build_task(GenerationTaskConfig()).paired_quality(items)
-    assert set(intervals) == {"sentence_bleu_delta", "rougeL_delta"}
+    assert set(intervals) == {"sentence_bleu_delta", "rougeL_delta", "answers_changed"}
+    assert intervals["answers_changed"]["estimate"] == pytest.approx(0.25)
     assert intervals["sentence_bleu_delta"]["method"].startswith("sentence-BLEU: paired")
     assert intervals["rougeL_delta"]["method"].startswith("ROUGE-L: paired")
     expected = (items["compressed_bleu"] - items["baseline_bleu"]).mean()
