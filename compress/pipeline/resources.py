@@ -111,13 +111,19 @@ def _limit(config: Config) -> tuple[int, str]:
     return int(0.9 * available), "90% of the memory available; job.memory_limit_gb sets it"
 
 
+# tokens per text assumed for ``task.max_length=null`` (the 95th percentile of the train rows)
+DATA_LENGTH_BOUND = 512
+
+
 def _workloads(config: Config, positions: int | None) -> list[tuple[str, str, int, int, bool]]:
     """(key, label, batch, tokens, keeps layers) of each forward the job runs. A length taken
-    from the data (``task.max_length=null``) is at most the model's positions."""
+    from the data (``task.max_length=null``) is not known before the data is tokenized: it is
+    estimated at the model's positions up to ``DATA_LENGTH_BOUND`` (a decoder's 32k positions
+    would refuse every batch; the memory watch stops a job whose data is longer still)."""
     bench, task = config.bench, config.task
     loads = [("batch_size", "the timed batch", config.batch_size, bench.seq_len, False)]
     if isinstance(task, ClassificationTaskConfig):
-        length = task.max_length or positions or bench.seq_len
+        length = task.max_length or min(positions or bench.seq_len, DATA_LENGTH_BOUND)
         loads.append(("task.eval_batch_size", "evaluation", task.eval_batch_size,
                       length, False))  # fmt: skip
         loads.append(("task.finetune.batch_size", "baseline training",

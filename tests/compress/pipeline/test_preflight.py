@@ -364,3 +364,22 @@ def test_a_sweep_with_an_impossible_job_leaves_the_earlier_records_intact(
     assert line.startswith("error: job 1 (batch_size=100000000 ") and "needs about" in line
     assert again.returncode == 2
     assert {p: p.read_bytes() for p in sweep.glob("*/metrics.json")} == records
+
+
+def test_a_length_from_the_data_is_not_estimated_at_a_decoders_positions(compose_config):
+    """A Qwen2-shaped classifier (32,768 positions) with task.max_length=null: the estimate
+    assumes at most 512 tokens a text, so the default batches fit in 32 GiB; a fixed length
+    is taken as given."""
+    from omegaconf import OmegaConf
+
+    from compress.pipeline.resources import memory_problems
+
+    qwen2 = {"model_type": "qwen2", "hidden_size": 896, "num_hidden_layers": 24,
+             "num_attention_heads": 14, "num_key_value_heads": 2, "intermediate_size": 4864,
+             "vocab_size": 151936, "max_position_embeddings": 32768}  # fmt: skip
+    limited = ["task=classification", "job.memory_limit_gb=32"]
+    config = OmegaConf.to_object(compose_config(limited))
+    assert memory_problems(config, qwen2, None) == []
+    config = OmegaConf.to_object(compose_config([*limited, "task.max_length=32768"]))
+    assert any("task.eval_batch_size=64 needs about" in line
+               for line in memory_problems(config, qwen2, None))  # fmt: skip
