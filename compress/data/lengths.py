@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from compress.models.families import positions_of
+
 # The share of train rows whose whole text the length from the data covers.
 COVERED = 0.95
 # Above this share of cut held-out texts, the record and the report say so in a note.
@@ -31,10 +33,10 @@ def token_lengths(tokenizer, texts: list[str], pairs: list[str] | None) -> np.nd
 
 
 def position_limit(model_config: dict, tokenizer) -> int | None:
-    """The most tokens the model takes: the smaller of its position embeddings and the
+    """The most tokens the model takes: the smaller of its positions and the
     tokenizer's own maximum (when that is a real number: RoBERTa-like models have two
     positions fewer than embeddings)."""
-    limits = [model_config.get("max_position_embeddings")]
+    limits = [positions_of(model_config)]
     if getattr(tokenizer, "model_max_length", 0) < 1_000_000:
         limits.append(tokenizer.model_max_length)
     limits = [int(limit) for limit in limits if limit]

@@ -169,6 +169,15 @@ def model_type_of(folder: Path) -> str | None:
         return None
 
 
+# config.json keys that name how many positions a model takes, by family
+POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+
+
+def positions_of(model_config: dict) -> int | None:
+    """How many token positions the model of this ``config.json`` takes; None if it says not."""
+    return next((int(model_config[k]) for k in POSITION_KEYS if model_config.get(k)), None)
+
+
 def _names(families) -> str:
     return ", ".join(f"{f.name} ({'/'.join(f.model_types)})" for f in families)
 

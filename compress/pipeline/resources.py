@@ -21,6 +21,7 @@ import psutil
 
 from compress.config.job import Config
 from compress.config.task import CausalLMTaskConfig, ClassificationTaskConfig
+from compress.models.families import positions_of
 
 GIB = 2**30
 FLOAT32 = 4
@@ -29,7 +30,6 @@ FLOAT32 = 4
 WEIGHT_COPIES = 3
 # Training keeps, besides the weights: gradients and AdamW's two moments.
 TRAINING_COPIES = 4
-_POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 _HIDDEN = ("hidden_size", "n_embd", "d_model", "dim")
 _LAYERS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 _HEADS = ("num_attention_heads", "n_head")
@@ -144,9 +144,7 @@ def memory_problems(config: Config, model_config: dict, folder: Path | None) -> 
     weights = WEIGHT_COPIES * FLOAT32 * parameters
     limit, source = _limit(config)
     problems = []
-    for key, label, batch, tokens, training in _workloads(
-        config, _first(model_config, _POSITION_KEYS)
-    ):
+    for key, label, batch, tokens, training in _workloads(config, positions_of(model_config)):
         held = weights + (TRAINING_COPIES - 1) * FLOAT32 * parameters * training
         needed = held + shape.activations(batch, tokens, training)
         if isinstance(config.task, CausalLMTaskConfig):
@@ -167,7 +165,7 @@ def memory_problems(config: Config, model_config: dict, folder: Path | None) -> 
 
 def position_problems(config: Config, model_config: dict) -> list[str]:
     """Sequence lengths the job asks for beyond the model's positions."""
-    positions = _first(model_config, _POSITION_KEYS)
+    positions = positions_of(model_config)
     if not positions:
         return []
     task, lengths = config.task, {"bench.seq_len": config.bench.seq_len}
