@@ -19,6 +19,10 @@ def main(cfg: DictConfig) -> None:
     problems = config_problems(cfg)
     if problems:
         refuse(problems)
+    if cfg.job.isolate:
+        from compress.pipeline.isolation import start_fork_server
+
+        start_fork_server()
     from compress.pipeline.job import run_job  # heavy imports only once the config is valid
 
     run_job(cfg)

@@ -7,15 +7,20 @@ signal (the kernel's out-of-memory killer sends SIGKILL), or by a crash in a nat
 words, and the sweep goes on with its next job. A child that fails with an exception writes
 its own ``failed`` record, as an in-process job does.
 
-The child inherits the cores the parent was pinned to (``compress.infra.placement``) and
-logs to the same files; it is started with ``spawn``, so no thread pool or lock of the parent
-is copied into it. Its measurements are taken inside it, exactly as in-process.
+The child runs on the cores the parent is pinned to now (``compress.infra.placement``), with
+the parent's environment, and logs to the same files. It is forked from a fork server that
+imported torch, transformers and the pipeline once per sweep, not from the parent: no thread
+pool or lock of the parent is copied into it, and a job starts in well under a second instead
+of the ~9 s a ``spawn`` child spends importing them again (measured on 2 AVX2 cores). Where
+there is no fork server (Windows), the child is spawned. Its measurements are taken inside it,
+exactly as in-process.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import threading
@@ -35,6 +40,8 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.1
 GIB = 2**30
+# What every job imports, loaded once by the fork server (its children start with them loaded).
+PRELOAD = ["compress.pipeline.job", "compress.data.shipped", "torchao", "sympy"]
 
 
 class JobFailed(RuntimeError):
@@ -131,17 +138,64 @@ def _log_files() -> list[str]:
     return [h.baseFilename for h in handlers if isinstance(h, logging.FileHandler)]
 
 
-def _exit_with(parent: int) -> None:
-    """End this process once ``parent`` is gone (a killed sweep): an orphaned job would hold
-    the cores and memory the next sweep measures with."""
-    while os.getppid() == parent:
+def _gone(process: psutil.Process) -> bool:
+    """Exited, or a zombie its own parent has not reaped yet (``is_running`` checks the pid
+    was not reused)."""
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _exit_with(parent: psutil.Process) -> None:
+    """End this process once ``parent`` (the sweep) is gone: an orphaned job would hold the
+    cores and memory the next sweep measures with. Watched directly: the fork server outlives
+    the sweep while any job it forked is alive."""
+    while not _gone(parent):
         time.sleep(POLL_S * 10)
     os._exit(1)
 
 
+@dataclass(frozen=True)
+class _Surroundings:
+    """What the child takes from the sweep's process at the job's start: its cores and
+    environment (a forked child would otherwise have the fork server's), and its identity."""
+
+    cores: frozenset[int] | None
+    environment: dict[str, str]
+    parent: int
+    parent_born: float
+
+    @classmethod
+    def here(cls) -> _Surroundings:
+        pinned = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        me = psutil.Process()
+        return cls(frozenset(pinned) if pinned else None, dict(os.environ), me.pid,
+                   me.create_time())  # fmt: skip
+
+    def apply(self) -> None:
+        if self.cores is not None:
+            os.sched_setaffinity(0, self.cores)
+        os.environ.clear()
+        os.environ.update(self.environment)
+
+    def parent_process(self) -> psutil.Process | None:
+        """The sweep's process, or None if it is gone already (its pid may be reused)."""
+        try:
+            process = psutil.Process(self.parent)
+        except psutil.NoSuchProcess:
+            return None
+        return process if process.create_time() == self.parent_born else None
+
+
 def _child(
-    execute: Callable, cfg: DictConfig, record: JobRecord, folder: Path, logs: list, parent: int
-) -> None:
+    execute: Callable, cfg: DictConfig, record: JobRecord, folder: Path, logs: list,
+    surroundings: _Surroundings,
+) -> None:  # fmt: skip
+    surroundings.apply()
+    parent = surroundings.parent_process()
+    if parent is None:
+        os._exit(1)
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     handlers = [logging.StreamHandler(), *(logging.FileHandler(path) for path in logs)]
     fmt = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
@@ -149,11 +203,27 @@ def _child(
     execute(cfg, record, folder)  # an exception ends the child with status 1: record written
 
 
+def _context() -> multiprocessing.context.BaseContext:
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def start_fork_server() -> None:
+    """Start the fork server now (it is otherwise started by the first job), so that its
+    imports run beside those of the sweep's own process instead of after them."""
+    if _context().get_start_method() == "forkserver":
+        multiprocessing.forkserver.ensure_running()
+
+
 @contextmanager
 def _stdlib_start_method() -> Iterator[None]:
     """Start the child under a start method the child itself can resolve.
 
-    A spawned child re-applies the parent's process-wide start method. Inside a worker of
+    A child (spawned, or forked by the fork server) re-applies the parent's process-wide start
+    method. Inside a worker of
     Hydra's joblib launcher that method is loky's own, which a plain child cannot look up, so it
     dies before the job starts; for the start only, the process-wide method is ``spawn``.
     """
@@ -178,10 +248,9 @@ def run_isolated(
     job_cfg = cfg.copy()
     OmegaConf.resolve(job_cfg)  # ${hydra:...} resolves here: the child has no Hydra context
     limits = Limits.of(cfg.job)
-    context = multiprocessing.get_context("spawn")
-    child = context.Process(
+    child = _context().Process(
         target=_child,
-        args=(execute, job_cfg, record, folder, _log_files(), os.getpid()),
+        args=(execute, job_cfg, record, folder, _log_files(), _Surroundings.here()),
         name="compress-job",
     )
     with _stdlib_start_method():

@@ -96,10 +96,12 @@ def test_a_killed_parent_takes_its_job_with_it(tmp_path):
     """A sweep killed mid-job (SIGKILL: no clean-up runs) leaves no job holding the cores."""
     parent = subprocess.Popen([sys.executable, "-c", _PARENT, str(tmp_path)], cwd=REPO)
     deadline = time.monotonic() + 60
-    while not (children := psutil.Process(parent.pid).children()):
+    # the job and the fork server it was forked from
+    while not (children := psutil.Process(parent.pid).children(recursive=True)):
         assert time.monotonic() < deadline and parent.poll() is None, "no job started"
         time.sleep(0.1)
-    time.sleep(3)  # the job is running: imported, its watch on the parent started
+    time.sleep(5)  # the job is running: imported, its watch on the parent started
+    children = psutil.Process(parent.pid).children(recursive=True)
     parent.kill()
     parent.wait()
     _, alive = psutil.wait_procs(children, timeout=10)
