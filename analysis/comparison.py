@@ -221,6 +221,13 @@ def drops(table: pd.DataFrame, headline: Headline) -> tuple[pd.Series, pd.Series
     return sign * (reference - table[DELTA[0]]), sign * (reference - worse)
 
 
+def best_case_drops(table: pd.DataFrame, headline: Headline) -> pd.Series:
+    """The quality drop at the interval's better end: above the allowed drop, the recipe loses
+    more than allowed even in the most favourable case its interval admits."""
+    better = table[DELTA[2] if headline.metric.higher_is_better else DELTA[1]]
+    return headline.sign * (headline.reference - better)
+
+
 def _holm(p: pd.Series) -> pd.Series:
     tested = p.dropna()
     return pd.Series(holm(tested.tolist()), index=tested.index).reindex(p.index)

@@ -17,10 +17,11 @@ from analysis.comparison import (
     SPEED,
     Choice,
     Conclusions,
+    best_case_drops,
 )
 from analysis.item_tests import ItemTest
 from analysis.load import EXCLUDED
-from analysis.pareto import DROP
+from analysis.pareto import DROP, TOLERANCE
 from analysis.responses import higher_is_better, label
 from analysis.results import Options, Results
 from compress.stats.multiplicity import PROCEDURE
@@ -155,13 +156,45 @@ def _non_inferior(conclusions: Conclusions, max_drop: float) -> str:
         return (
             f"No recipe provably meets the constraint ({limit} vs the baseline, at {bound}); "
             f"the closest is {choice.closest}, whose drop is at most "
-            f"{_amount(headline.column, upper)} at that bound. {procedure(choice)}"
+            f"{_amount(headline.column, upper)} at that bound. "
+            f"{faster_verdicts(conclusions, max_drop)}{procedure(choice)}"
         )
     row = conclusions.table.loc[choice.recipe]
     return (
         f"The fastest recipe whose {limit} vs the baseline even at {bound} (non-inferiority) "
         f"is {choice.recipe}: {_figures(row, conclusions)}. {procedure(choice)}"
     )
+
+
+def faster_verdicts(conclusions: Conclusions, max_drop: float) -> str:
+    """What became of the faster recipes when none was found non-inferior: a real loss beyond
+    the allowed drop (even the interval's better end is past it), or not resolved by these
+    items (the interval straddles it), or within it by its own interval but not reached by
+    the sequence, which stopped earlier (so not claimed)."""
+    headline, table = conclusions.headline, conclusions.table
+    faster = table.loc[list(conclusions.choice.sequence)]
+    best, worst = best_case_drops(faster, headline), faster[DROP_HIGH]
+    limit = max_drop + TOLERANCE
+    beyond = [f"{r} (at least {_amount(headline.column, best[r])})" for r in faster.index
+              if best[r] > limit]  # fmt: skip
+    unresolved = [r for r in faster.index if best[r] <= limit < worst[r]]
+    unreached = [r for r in faster.index if worst[r] <= limit]
+    parts = []
+    if beyond:
+        parts.append(f"Faster but losing more than allowed at either end of the interval: "
+                     f"{', '.join(beyond)}.")  # fmt: skip
+    if unresolved:
+        parts.append(f"Faster, and neither within nor beyond the allowed drop on these "
+                     f"{_items(conclusions)}: {', '.join(unresolved)}.")  # fmt: skip
+    if unreached:
+        parts.append(f"Within it by their own intervals but after the sequence stopped, so not "
+                     f"claimed: {', '.join(unreached)}.")  # fmt: skip
+    return " ".join(parts) + " " if parts else ""
+
+
+def _items(conclusions: Conclusions) -> str:
+    power = conclusions.power
+    return f"{power.items:,} items" if power is not None else "items"
 
 
 def power_warning(conclusions: Conclusions, max_drop: float) -> str:

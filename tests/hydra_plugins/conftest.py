@@ -21,7 +21,7 @@ def tiny_job(tiny_pretrained_dir: Path, tmp_path_factory: pytest.TempPathFactory
     cache = tmp_path_factory.mktemp("sweeper-cache")
     return [
         f"model.name_or_path={tiny_pretrained_dir}", f"paths.cache_dir={cache}", *TINY_JOB,
-        "bench.cold_load=false", "keep_artifact=false",
+        "keep_artifact=false",
     ]  # fmt: skip
 
 

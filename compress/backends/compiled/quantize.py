@@ -16,7 +16,7 @@ from torch import nn
 from compress.backends.compiled.export import Inputs, Logits, export_program
 from compress.config.quant import BFloat16Config, Float32Config, Int8DynamicConfig, Int8StaticConfig
 from compress.infra.context import CompressionContext
-from compress.infra.environment import cpu_flags
+from compress.infra.environment import has_native_bf16
 from compress.infra.registry import Registry
 from compress.quantization.calibration import run_batches
 from compress.quantization.report import QuantReport
@@ -104,7 +104,7 @@ def _float32(config, model: nn.Module, sample: Inputs, context: CompressionConte
 
 @capture.register(BFloat16Config)
 def _bfloat16(config, model: nn.Module, sample: Inputs, context: CompressionContext) -> Captured:
-    notes = [] if {"avx512_bf16", "amx_bf16"} & set(cpu_flags()) else [
+    notes = [] if has_native_bf16() else [
         "bf16 on a CPU without avx512_bf16 or amx_bf16: converted on the fly, slow"
     ]  # fmt: skip
     program = _export(model.to(torch.bfloat16), sample)

@@ -6,7 +6,24 @@ import torch
 from torch import nn
 from torch.ao.nn import quantized
 
+from compress.infra.environment import has_native_bf16
 from compress.quantization.grid import int4_dequantize, unpack_nibbles
+
+
+def float_matmul_from_rows(native_bf16: bool) -> int | None:
+    """From how many input rows the weight-only int8 Linear multiplies in float32 on its
+    weight dequantized for the call, instead of on torch's int8 kernel; None: never.
+
+    The kernel takes bfloat16 activations. A CPU without bf16 units (every AVX2 one, AVX-512
+    before avx512_bf16) rounds them in software, and the kernel then costs more per row than
+    a float32 matmul: a 576x1536 Linear, 2 threads, AVX2 EPYC, 4.2 ms on the kernel vs 2.9 ms
+    dequantized + float32 at 128 rows, 11.8 vs 7.4 ms at 512, while one row (a decoding step)
+    takes 0.2 ms on the kernel and 1.5 ms dequantized (``benchmarks/weight_only_kernels.py``)."""
+    return None if native_bf16 else 128
+
+
+# Chosen once, by this CPU's flags (the level's notes say which ran).
+FLOAT_MATMUL_FROM_ROWS = float_matmul_from_rows(has_native_bf16())
 
 
 class StaticInt8Linear(nn.Module):
@@ -100,7 +117,9 @@ class Int8WeightOnlyLinear(PackedLinear):
     weight-only int8 CPU kernel converts the weights as it multiplies. The kernel is fast for
     bfloat16 activations only (its float32 path is a reference loop, ~40x slower than a
     float32 matmul), so activations and scales go in as bfloat16, and the output comes back
-    in float32 (it carries bfloat16 rounding, ~0.2% relative)."""
+    in float32 (it carries bfloat16 rounding, ~0.2% relative). On a CPU without bf16 units,
+    inputs of :data:`FLOAT_MATMUL_FROM_ROWS` rows or more skip the kernel (see
+    :func:`float_matmul_from_rows`)."""
 
     KERNEL = "aten._weight_int8pack_mm"
     STORED = {"weight": "weight_int8", "scale": "scale"}
@@ -114,6 +133,8 @@ class Int8WeightOnlyLinear(PackedLinear):
         return cls(stored["weight"], stored["scale"], stored.get("bias"))
 
     def product(self, flat: torch.Tensor) -> torch.Tensor:
+        if FLOAT_MATMUL_FROM_ROWS is not None and flat.shape[0] >= FLOAT_MATMUL_FROM_ROWS:
+            return nn.functional.linear(flat, self.dequantized_weight())
         out = torch.ops.aten._weight_int8pack_mm(flat.bfloat16(), self.weight_int8, self.scale)
         return out.float()
 

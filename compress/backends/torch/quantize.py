@@ -16,6 +16,7 @@ from torch import nn
 from torch.ao.nn import quantized
 from torch.ao.quantization import get_default_qconfig
 
+import compress.backends.torch.modules as modules
 from compress.backends.torch.codecs import stored_bits_per_weight
 from compress.backends.torch.modules import (
     DynamicInt8Linear,
@@ -42,7 +43,7 @@ from compress.config.quant import (
     QuantConfig,
 )
 from compress.infra.context import CompressionContext
-from compress.infra.environment import cpu_flags
+from compress.infra.environment import NATIVE_BF16, NATIVE_FP16, cpu_flags
 from compress.infra.registry import Registry
 from compress.models.families import family_of
 from compress.quantization.calibration import run_batches
@@ -55,11 +56,7 @@ from compress.quantization.smoothquant import smooth
 
 quantize_ = Registry("quantization level")
 
-# CPU features that give a dtype native arithmetic; without them torch converts on the fly.
-_NATIVE = {
-    torch.float16: ("avx512_fp16", "amx_fp16"),
-    torch.bfloat16: ("avx512_bf16", "amx_bf16"),
-}
+_NATIVE = {torch.float16: NATIVE_FP16, torch.bfloat16: NATIVE_BF16}
 
 
 @quantize_.register(Float32Config)
@@ -326,11 +323,19 @@ def _int8_weight_only(
         return Int8WeightOnlyLinear(weight, scale, _bias(linear))
 
     notes += _convert(model, linears, build, _tied_embedding(model, linears, config.skip))
-    note = (
-        "int8 weights (symmetric, per output channel, bfloat16 scales) on every nn.Linear, "
-        "activations cast to bfloat16 for the kernel"
-    )
-    return _report(config, "int8", len(linears), [note, *notes], model, Int8WeightOnlyLinear.KERNEL)
+    note = "int8 weights (symmetric, per output channel, bfloat16 scales) on every nn.Linear, "
+    kernel, rows = Int8WeightOnlyLinear.KERNEL, modules.FLOAT_MATMUL_FROM_ROWS
+    if rows is None:
+        note += "activations cast to bfloat16 for the kernel (this CPU has bf16 units)"
+    else:
+        note += (
+            f"run by this CPU's flags (no {' or '.join(NATIVE_BF16)}): inputs of fewer than "
+            f"{rows} rows (a decoding step) on the int8 kernel, activations "
+            "cast to bfloat16; more rows (prefill, batched evaluation) as a float32 matmul on "
+            "the weights dequantized for the call, where software bfloat16 would be slower"
+        )
+        kernel += f" (< {rows} rows), aten.linear on dequantized weights"
+    return _report(config, "int8", len(linears), [note, *notes], model, kernel)
 
 
 def _int4_targets(

@@ -123,7 +123,7 @@ def test_a_sweep_goes_on_past_a_job_that_died_and_says_how_it_went(tmp_path, tin
     """The done-when of the issue, with a job that outgrows its memory in the middle."""
     sweep = tmp_path / "sweep"
     command = [sys.executable, "-m", "compress.main", "-m", "job.memory_limit_gb=0,0.05,0",
-               f"model.name_or_path={tiny_pretrained_dir}", *TINY_JOB, "bench.cold_load=false",
+               f"model.name_or_path={tiny_pretrained_dir}", *TINY_JOB,
                f"hydra.sweep.dir={sweep}"]  # fmt: skip
     env = {**os.environ, "COMPRESS_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     env.pop("HYDRA_FULL_ERROR", None)

@@ -10,7 +10,7 @@ import pytest
 from compress.config.errors import ConfigError
 from compress.pipeline.job import run_job
 from compress.pipeline.outcomes import eval_fingerprint
-from tests.conftest import TINY_JOB
+from tests.conftest import COLD_LOAD, TINY_JOB
 
 
 def _overrides(tiny_pretrained_dir: Path, *extra: str) -> list[str]:
@@ -18,7 +18,7 @@ def _overrides(tiny_pretrained_dir: Path, *extra: str) -> list[str]:
 
 
 def test_job_writes_a_complete_ok_record(compose_config, tiny_pretrained_dir):
-    cfg = compose_config(_overrides(tiny_pretrained_dir, "prune=0.5", "quant=int8"))
+    cfg = compose_config(_overrides(tiny_pretrained_dir, "prune=0.5", "quant=int8", COLD_LOAD))
     run_job(cfg)
     record = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert record["status"] == "ok" and record["error"] is None
@@ -61,18 +61,18 @@ def test_bad_value_fails_the_job_and_records_why(compose_config, tiny_pretrained
 
 
 def test_the_baseline_is_trained_once_and_reused(compose_config, tiny_pretrained_dir):
-    first = compose_config(_overrides(tiny_pretrained_dir, "quant=fp32", "bench.cold_load=false"))
+    first = compose_config(_overrides(tiny_pretrained_dir, "quant=fp32"))
     run_job(first)
     baselines = [p for p in (Path(first.paths.cache_dir) / "baselines").iterdir() if p.is_dir()]
     assert len(baselines) == 1
     stamp = (baselines[0] / "baseline.json").stat().st_mtime_ns
-    second = compose_config(_overrides(tiny_pretrained_dir, "quant=bf16", "bench.cold_load=false"))
+    second = compose_config(_overrides(tiny_pretrained_dir, "quant=bf16"))
     run_job(second)
     assert (baselines[0] / "baseline.json").stat().st_mtime_ns == stamp
 
 
 def test_rerun_into_the_same_folder_skips_a_finished_job(compose_config, tiny_pretrained_dir):
-    cfg = compose_config(_overrides(tiny_pretrained_dir, "quant=fp32", "bench.cold_load=false"))
+    cfg = compose_config(_overrides(tiny_pretrained_dir, "quant=fp32"))
     first = run_job(cfg)
     record_path = Path(cfg.paths.output_dir) / "metrics.json"
     stamp = record_path.stat().st_mtime_ns
@@ -81,7 +81,7 @@ def test_rerun_into_the_same_folder_skips_a_finished_job(compose_config, tiny_pr
 
 
 def test_rerun_repeats_a_failed_job(compose_config, tiny_pretrained_dir):
-    cfg = compose_config(_overrides(tiny_pretrained_dir, "quant=fp32", "bench.cold_load=false"))
+    cfg = compose_config(_overrides(tiny_pretrained_dir, "quant=fp32"))
     record_path = Path(cfg.paths.output_dir) / "metrics.json"
     record_path.parent.mkdir(parents=True)
     record_path.write_text('{"status": "failed", "error": "killed"}')
@@ -90,7 +90,9 @@ def test_rerun_repeats_a_failed_job(compose_config, tiny_pretrained_dir):
 
 
 def test_onnxruntime_backend_job(compose_config, tiny_pretrained_dir):
-    cfg = compose_config(_overrides(tiny_pretrained_dir, "backend=onnxruntime", "quant=int8"))
+    cfg = compose_config(
+        _overrides(tiny_pretrained_dir, "backend=onnxruntime", "quant=int8", COLD_LOAD)
+    )
     record = run_job(cfg)
     assert record["status"] == "ok"
     assert record["compression"]["artifact"]["backend"] == "onnxruntime"
@@ -110,7 +112,7 @@ def test_static_int8_on_torch_job(compose_config, tiny_pretrained_dir):
 def test_recovered_model_is_trained_once_and_reused_across_quant_levels(
     compose_config, tiny_pretrained_dir
 ):
-    recovery = ["recovery=distill", "recovery.steps=2", "bench.cold_load=false", "prune=0.5"]
+    recovery = ["recovery=distill", "recovery.steps=2", "prune=0.5"]
     # 2 steps of batch 32 over the 48 train rows (64 less the validation quarter): 48 seen
     first = run_job(compose_config(_overrides(tiny_pretrained_dir, *recovery, "quant=fp32")))
     training = first["compression"]["recovery"]

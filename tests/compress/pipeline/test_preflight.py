@@ -351,7 +351,7 @@ def test_a_sweep_with_an_impossible_job_leaves_the_earlier_records_intact(
 
     sweep, model = tmp_path / "sweep", f"model.name_or_path={tiny_pretrained_dir}"
     common = [model, *TINY_JOB, "prune=0", "prune_method=none", "quant=fp32",
-              "bench.cold_load=false", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+              f"hydra.sweep.dir={sweep}"]  # fmt: skip
     common = [o for o in common if not o.startswith("batch_size=")]
     first = run_cli("-m", "batch_size=2,4", *common, cwd=tmp_path, cache=tmp_path / "cache",
                     timeout=900)  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from compress.pipeline.job import run_job
-from tests.conftest import TINY_JOB
+from tests.conftest import COLD_LOAD, TINY_JOB
 
 RECORDED = json.loads((Path(__file__).parents[2] / "data" / "record_keys.json").read_text())
 
@@ -30,7 +30,7 @@ def flattened_keys(record: dict, prefix: str = "") -> set[str]:
 
 @pytest.mark.parametrize("quant", sorted(RECORDED))
 def test_record_keys_are_the_recorded_ones(compose_config, tiny_pretrained_dir, gate_passes, quant):
-    overrides = [f"model.name_or_path={tiny_pretrained_dir}", *TINY_JOB, "prune=0.5"]
+    overrides = [f"model.name_or_path={tiny_pretrained_dir}", *TINY_JOB, COLD_LOAD, "prune=0.5"]
     record = run_job(compose_config([*overrides, f"quant={quant}"]))
     assert record["status"] == "ok"
     keys = flattened_keys(record)

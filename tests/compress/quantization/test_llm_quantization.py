@@ -14,6 +14,7 @@ from safetensors import safe_open
 from torch import nn
 
 from compress.backends import load_artifact
+from compress.backends.torch import modules
 from compress.backends.torch.artifact import save_artifact
 from compress.backends.torch.modules import (
     DynamicInt8Linear,
@@ -34,7 +35,13 @@ from compress.infra.context import CompressionContext
 from compress.pipeline.sensitivity import linear_groups, sensitivity
 from compress.quantization.calibration import watching_inputs
 from compress.quantization.gptq import gptq_int4
-from compress.quantization.grid import int4_dequantize, int4_rtn, pack_nibbles, unpack_nibbles
+from compress.quantization.grid import (
+    int4_dequantize,
+    int4_rtn,
+    int8_per_channel,
+    pack_nibbles,
+    unpack_nibbles,
+)
 from compress.quantization.smoothquant import smooth
 from tests.fixtures.decoders import tiny_gpt2, tiny_llama
 
@@ -94,7 +101,7 @@ def test_each_level_stays_close_to_float_and_reloads_to_the_same_logits(
     packed = [m for m in model.modules() if isinstance(m, PackedLinear)]
     assert packed and all(type(m) is kind for m in packed)
     assert report.layers_quantized == len(packed)
-    assert report.kernel == kind.KERNEL
+    assert report.kernel.startswith(kind.KERNEL)
     save_artifact(model, tmp_path)
     reloaded = load_artifact(tmp_path)  # memory-mapped, zero-copy
     torch.testing.assert_close(_logits(reloaded, probe), _logits(model, probe), rtol=0, atol=0)
@@ -121,6 +128,28 @@ def test_bits_per_weight_count_what_is_stored(config, bits, batches):
         expected = (8 * sum(widths) + 16 * sum(rows)) / sum(widths)
         assert report.bits_per_weight == pytest.approx(expected)
         assert 8 < report.bits_per_weight < bits + 0.5
+
+
+@pytest.mark.parametrize("native_bf16", [True, False], ids=["bf16_units", "no_bf16_units"])
+def test_int8_weight_only_picks_its_kernel_by_the_cpu_flags(native_bf16, batches, monkeypatch):
+    """Without bf16 units, many rows multiply in float32 on the dequantized weight (exactly the
+    weight-only product) and the level says so; few rows, and every input on a CPU with bf16
+    units, run on the int8 kernel with bfloat16 activations (close, not equal)."""
+    rows = modules.float_matmul_from_rows(native_bf16)
+    assert rows == (None if native_bf16 else 128)
+    monkeypatch.setattr(modules, "FLOAT_MATMUL_FROM_ROWS", rows)
+    generator = torch.Generator().manual_seed(3)
+    linear = Int8WeightOnlyLinear(*int8_per_channel(torch.randn(32, 64, generator=generator),
+                                                     torch.bfloat16))  # fmt: skip
+    exact = linear.dequantized_weight()
+    many, few = torch.randn(128, 64, generator=generator), torch.randn(2, 64, generator=generator)
+    assert torch.equal(linear(many), nn.functional.linear(many, exact)) is not native_bf16
+    assert not torch.equal(linear(few), nn.functional.linear(few, exact))
+    assert _snr_db(nn.functional.linear(few, exact), linear(few)) > 40
+    report = _quantize(Int8WeightOnlyConfig(), _llama(), batches)
+    on_dequantized = "aten.linear on dequantized weights" in report.kernel
+    assert on_dequantized is not native_bf16
+    assert ("no avx512_bf16 or amx_bf16" in report.notes[0]) is not native_bf16
 
 
 def test_packed_int4_round_trips_to_the_same_dequantized_weights():
