@@ -182,14 +182,21 @@ def faster_verdicts(conclusions: Conclusions, max_drop: float) -> str:
     parts = []
     if beyond:
         parts.append(f"Faster but losing more than allowed at either end of the interval: "
-                     f"{', '.join(beyond)}.")  # fmt: skip
+                     f"{_some(beyond)}.")  # fmt: skip
     if unresolved:
         parts.append(f"Faster, and neither within nor beyond the allowed drop on these "
-                     f"{_items(conclusions)}: {', '.join(unresolved)}.")  # fmt: skip
+                     f"{_items(conclusions)}: {_some(unresolved)}.")  # fmt: skip
     if unreached:
         parts.append(f"Within it by their own intervals but after the sequence stopped, so not "
-                     f"claimed: {', '.join(unreached)}.")  # fmt: skip
+                     f"claimed: {_some(unreached)}.")  # fmt: skip
     return " ".join(parts) + " " if parts else ""
+
+
+def _some(recipes: list[str], shown: int = 3) -> str:
+    """The first ``shown`` recipes (the slowest, in the sequence's order), then how many more:
+    a search's first line would otherwise list dozens."""
+    more = len(recipes) - shown
+    return ", ".join(recipes[:shown]) + (f" and {more} more (the recipe table)" if more > 0 else "")
 
 
 def _items(conclusions: Conclusions) -> str:

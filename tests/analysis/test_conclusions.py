@@ -278,6 +278,16 @@ def test_with_none_chosen_each_faster_recipe_is_a_real_loss_unresolved_or_unreac
     )
 
 
+def test_a_long_verdict_names_three_recipes_and_counts_the_rest():
+    ok = accuracy_runs({f"int{bits}": (0.9 - bits / 100, 0.02, -0.03, -0.04, -0.02)
+                        for bits in (1, 2, 3, 4, 5)})  # fmt: skip
+    verdict = faster_verdicts(conclude(ok, ["quant"], ACCURACY, 0.01, 0.05), 0.01)
+    assert verdict.endswith(
+        ": quant=int1 (at least 0.02), quant=int2 (at least 0.02), quant=int3 (at least 0.02) "
+        "and 2 more (the recipe table). "
+    )
+
+
 def test_a_recipe_is_faster_only_when_its_latency_interval_excludes_one():
     ok = accuracy_runs({"int8": (0.9, 0.15, 0.0, -0.004, 0.004)})  # [0.75, 1.05]
     table = recipe_table(ok, ["quant"], headline_of(ACCURACY, ok.columns))
