@@ -45,15 +45,12 @@ demo: $(STAMP)
 	$(PY) -m compress.main -m prune=0.3,0.5,0.7 quant=fp32,int8 hydra.sweep.dir=multirun/demo
 	$(PY) -m analysis multirun/demo
 
-# CI (.ci/run) runs this: every tier, the llama.cpp backend's tests included. Two workers, a test
-# file each at a time (its module fixtures stay in one process): the sweeps' imports, process
-# starts and compiles overlap (every tier on 2 AVX2 cores: 30 min, 46 min in one process).
-PYTEST := $(PY) -m pytest -n 2 --dist loadfile
+# CI (.ci/run) runs this: every tier, the llama.cpp backend's tests included.
 test: $(STAMP) $(LLAMA_STAMP)
-	$(PYTEST) -m "slow or not slow"
+	$(PY) -m pytest -m "slow or not slow"
 
 test-fast: $(STAMP)
-	$(PYTEST) -m "not slow"
+	$(PY) -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
