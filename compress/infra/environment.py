@@ -97,6 +97,6 @@ def default_threads() -> int:
     return max(1, min(physical, available))
 
 
-def has_native_bf16(flags: tuple[str, ...] | None = None) -> bool:
-    """Whether this CPU (or one with ``flags``) multiplies bfloat16 in hardware."""
-    return bool(set(NATIVE_BF16) & set(cpu_flags() if flags is None else flags))
+def has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware."""
+    return bool(set(NATIVE_BF16) & set(cpu_flags()))
