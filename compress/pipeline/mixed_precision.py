@@ -126,7 +126,8 @@ def keep_most_sensitive(
     names = candidates[:wanted]
     notes = [
         f"quant.keep_float={wanted} kept the {len(names)} Linears most sensitive to "
-        f"quant={quant.name} float (ranked by calibration loss): {', '.join(names)}"
+        f"quant={quant.name} float (ranked by the KL divergence each one alone quantized adds "
+        f"on {RANKING_BATCHES} calibration batches): {', '.join(names)}"
     ]
     if len(names) < wanted:
         notes.append(
