@@ -6,8 +6,9 @@ distribution moves from the float model's: the mean KL divergence KL(float || va
 item (classification) or token (causal LMs) on ``RANKING_BATCHES`` calibration batches. Never
 on the held-out items, whose quality the record then measures: choosing on the test items
 would flatter the very recipe it chose. The ranking depends on the pruned model, the task's
-data and the level, and costs one forward pass per Linear, so it is computed once and cached
-under ``paths.cache_dir/sensitivity/<key>/``.
+data and the level, and costs a forward pass per Linear (less the blocks before the Linear's
+own, replayed from the float model's recorded outputs: :mod:`~compress.pipeline.block_replay`),
+so it is computed once and cached under ``paths.cache_dir/sensitivity/<key>/``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from compress.config.quant import Float32Config, QuantConfig
 from compress.infra.cache import cached_entry
 from compress.infra.context import Batch, CompressionContext, model_inputs
 from compress.pipeline.baseline import Baseline
+from compress.pipeline.block_replay import BlockReplay
 from compress.pipeline.pruned import pruned_model_key
 from compress.pipeline.sensitivity import linear_groups, sensitivity
 from compress.quantization.selection import is_skipped
@@ -57,17 +59,24 @@ def ranking_key(config: Config, baseline: Baseline) -> str:
 
 
 def _log_probs(model: nn.Module, batch: Batch) -> torch.Tensor:
-    """Log-probabilities of every item's classes or every token's next token, one row each."""
-    logits = model(**model_inputs(batch)).logits.float()
+    """Log-probabilities of every item's classes or every token's next token, one row each.
+    No key/value cache: a block replayed by :class:`BlockReplay` would not fill its entries."""
+    inputs = model_inputs(batch)
+    if getattr(model.config, "use_cache", False):
+        inputs["use_cache"] = False
+    logits = model(**inputs).logits.float()
     return logits.reshape(-1, logits.shape[-1]).log_softmax(-1)
 
 
-def _mean_kl(model: nn.Module, batches: list[Batch], reference: list[torch.Tensor]) -> float:
+def _mean_kl(
+    model: nn.Module, batches: list[Batch], reference: list[torch.Tensor], replay: BlockReplay
+) -> float:
     """Mean KL(reference || model) per row over ``batches``."""
     model.eval()
     total, rows = 0.0, 0
     with torch.inference_mode():
         for batch, expected in zip(batches, reference, strict=True):
+            replay.next_batch()
             got = _log_probs(model, batch)
             kl = torch.nn.functional.kl_div(got, expected, log_target=True, reduction="sum")
             total += float(kl)
@@ -81,11 +90,16 @@ def rank_linears(model: nn.Module, quant: QuantConfig, context: CompressionConte
     harmful first: the scan's table, one Linear per group."""
     batches = list(context.calibration_batches(RANKING_BATCHES, "quant.keep_float"))
     model.eval()
-    with torch.inference_mode():
-        reference = [_log_probs(model, batch) for batch in batches]
+    replay = BlockReplay(model)
+    reference = []
+    with torch.inference_mode(), replay.recording():
+        for batch in batches:
+            replay.next_batch()
+            reference.append(_log_probs(model, batch))
     plain = dataclasses.replace(quant, skip=[], keep_float=0)
-    score = partial(_mean_kl, batches=batches, reference=reference)
-    return sensitivity(model, plain, linear_groups(model, "linear"), score, context)
+    score = partial(_mean_kl, batches=batches, reference=reference, replay=replay)
+    return sensitivity(model, plain, linear_groups(model, "linear"), score, context,
+                       before_scoring=replay.replay_into)  # fmt: skip
 
 
 def cached_ranking(

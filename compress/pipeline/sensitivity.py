@@ -68,10 +68,12 @@ def sensitivity(
     score: Callable[[nn.Module], float],
     context: CompressionContext,
     higher_is_better: bool = False,
+    before_scoring: Callable[[nn.Module], object] | None = None,
 ) -> pd.DataFrame:
     """Score ``model`` with each group alone quantized by ``quant`` (everything else that the
     level could convert is added to ``quant.skip``); one row per group, ranked by ``harm``
-    (how much worse than the float model's score, in the score's units), largest first."""
+    (how much worse than the float model's score, in the score's units), largest first.
+    ``before_scoring`` gets each quantized variant before it is scored."""
     reference = score(model)
     candidates = _quantizable(model)
     rows = []
@@ -81,6 +83,8 @@ def sensitivity(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantize_(dataclasses.replace(quant, skip=[*quant.skip, *others]), variant, context)
+        if before_scoring is not None:
+            before_scoring(variant)
         value = score(variant)
         harm = (reference - value) if higher_is_better else (value - reference)
         ratio = value / reference if reference else float("nan")
