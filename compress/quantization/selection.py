@@ -21,9 +21,12 @@ def _matches(name: str, pattern: str) -> bool:
 
 
 def is_skipped(name: str, patterns: list[str]) -> bool:
-    """Whether the module ``name`` or a module containing it matches one of ``patterns``."""
+    """Whether the module ``name`` or a module containing it matches one of ``patterns``
+    (a name itself first: the sensitivity scan skips every Linear but one by name)."""
     parts = name.split(".")
     prefixes = [".".join(parts[: i + 1]) for i in range(len(parts))]
+    if not set(prefixes).isdisjoint(patterns):
+        return True
     return any(_matches(prefix, p) for prefix in prefixes for p in patterns)
 
 
@@ -31,8 +34,9 @@ def check_patterns(model: nn.Module, patterns: list[str]) -> None:
     """Refuse a pattern that names no module: a misspelt name would otherwise quantize the
     very module it was meant to keep float, silently."""
     names = [name for name, _ in model.named_modules() if name]
+    known = set(names)
     for pattern in patterns:
-        if not any(_matches(name, pattern) for name in names):
+        if pattern not in known and not any(_matches(name, pattern) for name in names):
             examples = ", ".join(n for n in names if isinstance(model.get_submodule(n), nn.Linear))
             raise ValueError(
                 f"quant.skip pattern {pattern!r} matches no module of {type(model).__name__}; "

@@ -9,9 +9,12 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.cli_batch import CliResult, run_cli_cases
 
 BAD_CONFIGS = [
     ("prune=1.5", "prune=1.5 is outside [0, 1), accepted: the fraction to remove, e.g. 0.5"),
@@ -149,12 +152,12 @@ def imported_torch(stderr: str) -> bool:
 
 
 @pytest.mark.parametrize(("overrides", "line"), BAD_CONFIGS, ids=[o for o, _ in BAD_CONFIGS])
-def test_a_bad_value_is_one_line_before_torch(tmp_path: Path, overrides: str, line: str):
-    result = run_cli(*overrides.split(), cwd=tmp_path, cache=tmp_path / "cache")
-    assert error_lines(result.stderr) == [f"error: {line}"]
+def test_a_bad_value_is_one_line_before_torch(refused, overrides: str, line: str):
+    result, folder = refused.results[f"config:{overrides}"]
+    assert result.stderr.splitlines() == [f"error: {line}"]
     assert result.returncode == 2
-    assert not imported_torch(result.stderr)
-    assert not (tmp_path / "multirun").exists()
+    assert not result.imported_torch
+    assert not (folder / "multirun").exists()
 
 
 def test_an_offline_hub_name_says_the_hub_is_unreachable(tmp_path: Path):
@@ -262,12 +265,10 @@ BAD_DATA = [
 
 
 @pytest.mark.parametrize(("overrides", "line"), BAD_DATA, ids=[o[-1] for o, _ in BAD_DATA])
-def test_bad_data_is_one_line_before_torch(tmp_path: Path, overrides: list[str], line: str):
-    paths = {**_write(tmp_path), "missing": tmp_path / "missing.csv"}
-    arguments = ["task=classification", *(o.format(**paths) for o in overrides)]
-    result = run_cli(*arguments, cwd=tmp_path, cache=tmp_path / "cache")
-    assert error_lines(result.stderr) == [f"error: {line.format(**paths)}"]
-    assert result.returncode == 2 and not imported_torch(result.stderr)
+def test_bad_data_is_one_line_before_torch(refused, overrides: list[str], line: str):
+    result, _ = refused.results[f"data:{overrides[-1]}"]
+    assert result.stderr.splitlines() == [f"error: {line.format(**refused.paths)}"]
+    assert result.returncode == 2 and not result.imported_torch
 
 
 CORES = len(os.sched_getaffinity(0))
@@ -285,11 +286,36 @@ LATE_FAILURES = [
 
 
 @pytest.mark.parametrize(("override", "start"), LATE_FAILURES, ids=[o for o, _ in LATE_FAILURES])
-def test_what_failed_late_is_refused_before_torch(tmp_path: Path, override: str, start: str):
-    result = run_cli(override, cwd=tmp_path, cache=tmp_path / "cache")
-    (line,) = error_lines(result.stderr)
+def test_what_failed_late_is_refused_before_torch(refused, override: str, start: str):
+    result, _ = refused.results[f"late:{override}"]
+    (line,) = result.stderr.splitlines()
     assert line.startswith(f"error: {start}")
-    assert result.returncode == 2 and not imported_torch(result.stderr)
+    assert result.returncode == 2 and not result.imported_torch
+
+
+@dataclass(frozen=True)
+class Refusals:
+    results: dict[str, tuple[CliResult, Path]]  # case -> its result and working folder
+    paths: dict[str, Path]  # the data files BAD_DATA names
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory: pytest.TempPathFactory) -> Refusals:
+    """BAD_CONFIGS, BAD_DATA and LATE_FAILURES refused by the command line, all in one fresh
+    interpreter (each in a folder of its own)."""
+    root = tmp_path_factory.mktemp("refused")
+    paths = {**_write(root), "missing": root / "missing.csv"}
+    cases = {f"config:{overrides}": overrides.split() for overrides, _ in BAD_CONFIGS}
+    cases |= {f"data:{overrides[-1]}": ["task=classification",
+                                        *(o.format(**paths) for o in overrides)]
+              for overrides, _ in BAD_DATA}  # fmt: skip
+    cases |= {f"late:{override}": [override] for override, _ in LATE_FAILURES}
+    folders = {case: root / f"case{i}" for i, case in enumerate(cases)}
+    for folder in folders.values():
+        folder.mkdir()
+    results = run_cli_cases([(cases[c], folders[c], folders[c] / "cache") for c in cases])
+    return Refusals(dict(zip(cases, zip(results, folders.values(), strict=True), strict=True)),
+                    paths)  # fmt: skip
 
 
 def test_an_impossible_batch_names_its_estimate_and_the_largest_that_fits(tmp_path: Path):
