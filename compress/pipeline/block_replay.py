@@ -78,8 +78,9 @@ class _Recorded(nn.Module):
 
 
 class BlockReplay:
-    """The blocks' outputs and the order of the weighted modules, recorded on ``model`` while
-    ``run(model)`` scores it batch by batch (call :meth:`next_batch` before each batch)."""
+    """The blocks' outputs and the order its weighted modules ran in, recorded on ``model``
+    inside :meth:`recording` (call :meth:`next_batch` before each batch, there and when a
+    variant is scored, so a replayed block returns the output of the batch at hand)."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
