@@ -98,8 +98,9 @@ def rank_linears(model: nn.Module, quant: QuantConfig, context: CompressionConte
             reference.append(_log_probs(model, batch))
     plain = dataclasses.replace(quant, skip=[], keep_float=0)
     score = partial(_mean_kl, batches=batches, reference=reference, replay=replay)
+    # the float model's KL from its own outputs is 0: no pass needed to score it
     return sensitivity(model, plain, linear_groups(model, "linear"), score, context,
-                       before_scoring=replay.replay_into)  # fmt: skip
+                       before_scoring=replay.replay_into, float_score=0.0)  # fmt: skip
 
 
 def cached_ranking(

@@ -69,12 +69,14 @@ def sensitivity(
     context: CompressionContext,
     higher_is_better: bool = False,
     before_scoring: Callable[[nn.Module], object] | None = None,
+    float_score: float | None = None,
 ) -> pd.DataFrame:
     """Score ``model`` with each group alone quantized by ``quant`` (everything else that the
     level could convert is added to ``quant.skip``); one row per group, ranked by ``harm``
     (how much worse than the float model's score, in the score's units), largest first.
-    ``before_scoring`` gets each quantized variant before it is scored."""
-    reference = score(model)
+    ``before_scoring`` gets each quantized variant before it is scored; ``float_score`` is
+    ``model``'s own score where the caller knows it (else it is scored too)."""
+    reference = score(model) if float_score is None else float_score
     candidates = _quantizable(model)
     rows = []
     for group, names in groups.items():
