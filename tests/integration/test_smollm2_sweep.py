@@ -29,21 +29,24 @@ def _sweep(root: Path, *overrides: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def lm_records(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    records = _sweep(tmp_path_factory.mktemp("lm"), "task=lm", "quant=fp32,int8",
+    # int8 alone: an unchanged model's identity (ratio 1, KL 0) is tested on a tiny Llama
+    records = _sweep(tmp_path_factory.mktemp("lm"), "task=lm", "quant=int8",
                      "prune_method=none", "task.eval_tokens=512", "task.window=256",
                      "task.stride=128")  # fmt: skip
     return {r["factors"]["quant"]: r for r in records}
 
 
 def test_lm_jobs_measure_perplexity_of_the_real_model(lm_records):
-    assert set(lm_records) == {"fp32", "int8"}
-    assert all(r["status"] == "ok" for r in lm_records.values())
-    baseline = lm_records["fp32"]["baseline"]["quality"]
+    assert set(lm_records) == {"int8"}
+    record = lm_records["int8"]
+    assert record["status"] == "ok", record["error"]
+    baseline = record["baseline"]["quality"]
     assert baseline["tokens"] == 511 and 5 < baseline["perplexity"] < 60
-    assert "4-5 bits per weight" in lm_records["fp32"]["baseline"]["training"]["weights_note"]
-    fp32, int8 = (lm_records[q]["compressed"]["quality"] for q in ("fp32", "int8"))
-    assert fp32["perplexity_vs_baseline"] == pytest.approx(1.0)
-    assert int8["perplexity_vs_baseline"] > 1.0
+    assert "4-5 bits per weight" in record["baseline"]["training"]["weights_note"]
+    int8 = record["compressed"]["quality"]
+    ratio = int8["perplexity"] / baseline["perplexity"]
+    assert int8["perplexity_vs_baseline"] == pytest.approx(ratio)
+    assert int8["perplexity_vs_baseline"] > 1.0 and 0 < int8["top1_agreement"] < 1
 
 
 def test_int8_quantizes_every_linear_of_smollm2(lm_records):
