@@ -131,3 +131,45 @@ def test_compiled_decoding_equals_eager_greedy_output_on_a_tiny_llama(tmp_path, 
                                    eager(input_ids=ids).logits)  # fmt: skip
     assert "compiled decode step" in compressed.quant.kernel
     assert "static KV cache" in " ".join(compressed.quant.notes)
+
+
+def test_the_greedy_loop_stops_and_pads_as_generate_does(tmp_path, token_ids):
+    """Unpadded greedy calls take the compiled backend's own loop: the same tokens as eager
+    transformers, end-of-sequence suppressed before ``min_new_tokens``, a finished sequence
+    padded until the other ends, and each token handed to the streamer as it comes."""
+    from tests.fixtures.decoders import tiny_llama
+
+    eager = tiny_llama(seed=3)
+    compressed = compress_on(TorchCompiledBackendConfig(), tiny_llama(seed=3), Float32Config(),
+                             CompressionContext(), tmp_path / "a").model  # fmt: skip
+    ids = torch.stack([token_ids[:9], token_ids[9:18]])
+    kwargs = {"max_new_tokens": 10, "do_sample": False, "pad_token_id": 0}
+    with torch.inference_mode():
+        free = eager.generate(input_ids=ids, **kwargs)
+    stop = int(free[0, 9 + 2])  # a token of the first sequence ends it
+    end = free[0, 9:].tolist().index(stop)  # where it first comes
+    assert stop not in free[1, 9:].tolist() and end < 9
+    for model in (eager, compressed.model):
+        model.generation_config.eos_token_id = stop
+
+    class Tokens:
+        def __init__(self):
+            self.put_shapes = []
+
+        def put(self, value):
+            self.put_shapes.append(tuple(value.shape))
+
+        def end(self):
+            self.put_shapes.append("end")
+
+    for extra in ({}, {"min_new_tokens": 10}):
+        with torch.inference_mode():
+            expected = eager.generate(input_ids=ids, **kwargs, **extra)
+        streamer = Tokens()
+        got = compressed.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                  streamer=streamer, **kwargs, **extra)  # fmt: skip
+        assert got.tolist() == expected.tolist()
+        assert streamer.put_shapes == [(2, 9)] + [(2,)] * (got.shape[1] - 9) + ["end"]
+    assert got.shape[1] == 9 + 10 and (expected[0, 9 + end + 1 :] != 0).all()  # min_new_tokens
+    short = compressed.generate(input_ids=ids, **kwargs)
+    assert short[0, 9 + end] == stop and (short[0, 9 + end + 1 :] == 0).all()  # padded after

@@ -118,3 +118,16 @@ def test_lm_job_of_an_unchanged_model_has_zero_kl_and_full_top1_agreement(
     quality = record["compressed"]["quality"]
     assert quality["kl_divergence"] == quality["kl_divergence_p99"] == 0
     assert quality["top1_agreement"] == 1 and quality["ref_prob_delta"] == 0
+
+
+@pytest.mark.slow  # compiles a decode step (~10 s)
+def test_compiled_lm_job_of_a_pruned_int4_model_decodes_in_the_compiled_loop(
+    compose_config, tiny_llama_dir
+):
+    record = _run(compose_config, tiny_llama_dir, *LM, "backend=torch_compiled", "quant=int4",
+                  "prune_method=heads", "prune=0.5", "bench.cold_load=false")  # fmt: skip
+    assert record["status"] == "ok", record["error"]
+    assert "compiled decode step" in record["compression"]["quant"]["kernel"]
+    assert record["compression"]["prune"]["units_removed"] > 0
+    speed = record["compressed"]["speed"]
+    assert speed["decode_ms_p50"] > 0 and speed["tokens_per_s"] > 0
