@@ -1,5 +1,6 @@
-"""Real ``-m`` sweeps of the shipped MiniLM on the user's files (small sizes): records ok,
-confusion matrices of the data's classes, metrics in range."""
+"""Real ``-m`` sweeps on the user's files in each format (small sizes, the tiny BERT: what a
+real model learns from such files is tested in ``tests/compress/tasks/test_data_shapes.py``):
+records ok, confusion matrices of the data's classes, metrics in range."""
 
 from __future__ import annotations
 
@@ -35,9 +36,10 @@ def _sweep(sweep_dir: Path, cache: Path, *arguments: str) -> list[dict]:
                            "task.data.label_column=same"], 2),
     ],
 )  # fmt: skip
-def test_minilm_sweep_on_a_users_file(data_dir, tmp_path, file, columns, classes):
+def test_sweep_on_a_users_file(data_dir, tiny_pretrained_dir, tmp_path, file, columns, classes):
     data = f"task.data.files.train={data_dir / file}"
-    records = _sweep(tmp_path / "sweep", tmp_path / "cache", data, *columns, "quant=fp32,int8")
+    records = _sweep(tmp_path / "sweep", tmp_path / "cache", data, *columns, "quant=fp32,int8",
+                     f"model.name_or_path={tiny_pretrained_dir}")  # fmt: skip
     assert [r["status"] for r in records] == ["ok", "ok"]
     for record in records:
         quality = record["compressed"]["quality"]
