@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from compress.backends.registry import CompressedModel
+from compress.backends.token_loop import NoStreamer, new_tokens
 from compress.backends.torch.artifact import save_artifact
 from compress.backends.torch.quantize import quantize_
 from compress.config.quant import (
@@ -127,32 +128,22 @@ class CompiledCausalLM:
         """Prompt and greedy continuation, as ``generate`` returns them: end-of-sequence is
         suppressed before ``min_new_tokens``; a finished sequence is padded until all are."""
         eos = self.model.generation_config.eos_token_id
-        eos = torch.tensor(
-            [] if eos is None else [eos] if isinstance(eos, int) else eos, dtype=torch.long
-        )
-        pad = pad_token_id if pad_token_id is not None else (eos.tolist() or [0])[0]
+        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        pad = pad_token_id if pad_token_id is not None else (eos or [0])[0]
         batch, prompt = input_ids.shape
-        if streamer is not None:
-            streamer.put(input_ids)
-        tokens, done = [], torch.zeros(batch, dtype=torch.bool)
+        streamer = streamer or NoStreamer()
+        streamer.put(input_ids)
         cache = {self._cache_arg: self._cache(batch, prompt + max_new_tokens), "use_cache": True}
         logits = self.model(input_ids=input_ids, cache_position=torch.arange(prompt),
                             **cache).logits[:, -1]  # fmt: skip
-        for position in range(prompt, prompt + max_new_tokens):
-            if len(tokens) < min_new_tokens and len(eos):
-                logits[:, eos] = -float("inf")
-            token = torch.where(done, pad, logits.argmax(-1))
-            tokens.append(token)
-            if streamer is not None:
-                streamer.put(token)
-            done |= torch.isin(token, eos)
-            if bool(done.all()) or position + 1 == prompt + max_new_tokens:
-                break
-            logits = self._step(input_ids=token[:, None], cache_position=torch.tensor([position]),
-                                **cache).logits[:, -1]  # fmt: skip
-        if streamer is not None:
-            streamer.end()
-        return torch.cat([input_ids, torch.stack(tokens, dim=1)], dim=1)
+
+        def next_logits(step: int, tokens: torch.Tensor) -> torch.Tensor:
+            position = torch.tensor([prompt + step])
+            return self._step(input_ids=tokens[:, None], cache_position=position,
+                              **cache).logits[:, -1]  # fmt: skip
+
+        new = new_tokens(logits, next_logits, max_new_tokens, min_new_tokens, eos, pad, streamer)
+        return torch.cat([input_ids, new], dim=1)
 
     def eval(self) -> CompiledCausalLM:
         return self

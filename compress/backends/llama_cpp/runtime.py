@@ -13,11 +13,14 @@ sequence than it has.
 from __future__ import annotations
 
 import ctypes
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import torch
+
+from compress.backends.token_loop import NoStreamer, new_tokens
 
 # KV cells per sequence are allocated in multiples of this.
 _CELLS = 256
@@ -119,14 +122,6 @@ def _choose(logits: torch.Tensor, sample: bool, temperature: float, top_p: float
     return order.gather(-1, picked).squeeze(-1)
 
 
-class _NoStreamer:
-    def put(self, value: torch.Tensor) -> None:
-        pass
-
-    def end(self) -> None:
-        pass
-
-
 # KV cache element types by name: their ggml type and bytes per element
 KV_TYPES = {"f16": (1, 2), "f32": (0, 4)}
 # llama.cpp's flash attention setting by name (llama_flash_attn_type)
@@ -220,29 +215,24 @@ class LlamaCppModel:
         up to ``max_new_tokens`` new ones (end of sequence suppressed before
         ``min_new_tokens``; a finished row is padded with ``pad_token_id``). Long because it
         keeps transformers' signature."""
-        rows, eos, pad = _rows(input_ids, attention_mask), self._eos(eos_token_id), pad_token_id
-        streamer = streamer or _NoStreamer()
+        rows = _rows(input_ids, attention_mask)
+        streamer = streamer or NoStreamer()
         streamer.put(input_ids)
         context, logits = self._prefill(rows, max_new_tokens)
-        finished = torch.zeros(len(rows), dtype=torch.bool)
-        new: list[torch.Tensor] = []
-        for step in range(max_new_tokens):
-            if step < min_new_tokens:
-                logits[:, list(eos)] = -torch.inf
-            tokens = _choose(logits, do_sample, temperature, top_p)
-            new.append(tokens.masked_fill(finished, pad if pad is not None else 0))
-            streamer.put(new[-1])
-            finished |= torch.tensor([int(t) in eos for t in new[-1]])
-            if bool(finished.all()) or step == max_new_tokens - 1:
-                break
+
+        def next_logits(step: int, tokens: torch.Tensor) -> torch.Tensor:
             entries = [(int(t), len(row) + step, seq, True)
-                       for seq, (t, row) in enumerate(zip(new[-1], rows, strict=True))]  # fmt: skip
-            logits = torch.from_numpy(context.decode(entries, self.vocab))
-        streamer.end()
-        sequences = torch.cat([input_ids, torch.stack(new, 1)], 1)
+                       for seq, (t, row) in enumerate(zip(tokens, rows, strict=True))]  # fmt: skip
+            return torch.from_numpy(context.decode(entries, self.vocab))
+
+        new = new_tokens(logits, next_logits, max_new_tokens, min_new_tokens,
+                         self._eos(eos_token_id), pad_token_id if pad_token_id is not None else 0,
+                         streamer, partial(_choose, sample=do_sample, temperature=temperature,
+                                           top_p=top_p))  # fmt: skip
+        sequences = torch.cat([input_ids, new], 1)
         if not return_dict_in_generate:
             return sequences
-        cached = sum(map(len, rows)) + len(rows) * (len(new) - 1)
+        cached = sum(map(len, rows)) + len(rows) * (new.shape[1] - 1)
         return SimpleNamespace(sequences=sequences, past_key_values=None,
                                kv_cache_bytes=cached * self.kv_bytes_per_token)  # fmt: skip
 
