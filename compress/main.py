@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from compress.config.refusal import one_line_errors, refuse
 from compress.config.store import register_configs
+from compress.infra.sweep_end import sweep_ended
 from compress.pipeline.preflight import config_problems
 
 register_configs()
@@ -29,8 +30,11 @@ def main(cfg: DictConfig) -> None:
 
 
 def cli() -> None:
-    with one_line_errors():
-        main()
+    try:
+        with one_line_errors():
+            main()
+    finally:
+        sweep_ended()
 
 
 if __name__ == "__main__":

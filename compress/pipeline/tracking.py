@@ -18,7 +18,6 @@ The records stay the source of truth: tracking is opt-in, because mlflow is a he
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import json
 import logging
@@ -34,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from compress.config.refusal import first_line, refuse
 from compress.infra.atomic import write_json_atomic
+from compress.infra.sweep_end import at_sweep_end
 from compress.record import ITEMS, RECORD_NAME, ROUNDS, read_record
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class TrackJobs(Callback):
         tracking = {"uri": uri, "experiment_id": experiment_id, "parent_run_id": parent,
                     "fixed": _fixed_keys(config)}  # fmt: skip
         write_json_atomic(sweep_dir / TRACKING_NAME, tracking)
-        atexit.register(self._close, sweep_dir, "FAILED")  # the sweep raised: no multirun end
+        at_sweep_end(self._close, sweep_dir, "FAILED")  # the sweep raised: no multirun end
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         job_dir = Path(config.hydra.runtime.output_dir)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY_JOB
+from tests.fixtures.sweep_server import SweepServer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,14 +31,22 @@ def sweep_command(sweep_dir: Path, *arguments: str) -> list[str]:
 
 
 @pytest.fixture
-def run_sweep(tiny_job: list[str]) -> Callable[..., subprocess.CompletedProcess]:
+def run_sweep(
+    tiny_job: list[str], sweep_server: SweepServer
+) -> Callable[..., subprocess.CompletedProcess]:
+    """A sweep on the shared sweep server, or (``fresh=True``: launchers whose workers outlive
+    a sweep) in an interpreter of its own."""
+
     def _run(
-        sweep_dir: Path, *arguments: str, check: bool = True, env: dict | None = None, cwd=REPO
-    ):
+        sweep_dir: Path, *arguments: str, check: bool = True, env: dict | None = None, cwd=REPO,
+        fresh: bool = False,
+    ):  # fmt: skip
         command = sweep_command(sweep_dir, *tiny_job, *arguments)  # the test's own settings win
-        result = subprocess.run(
-            command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-        )
+        if fresh:
+            result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                                    timeout=300)  # fmt: skip
+        else:
+            result = sweep_server.run(command[3:], cwd=cwd, env=env, timeout=300)
         if check and result.returncode != 0:
             raise AssertionError(f"sweep failed:\n{result.stdout}\n{result.stderr}")
         return result

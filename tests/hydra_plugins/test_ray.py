@@ -57,7 +57,9 @@ def test_two_by_two_sweep_through_the_ray_launcher(ray_cluster, run_sweep, tmp_p
     address, env = ray_cluster
     launcher = ["hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={address}"]
     factors = ["hydra/sweeper=doe", "prune=0.3,0.7", "quant=fp32,int8"]
-    run_sweep(Path("study"), *launcher, *factors, env=env, cwd=tmp_path)  # a relative sweep dir
+    run_sweep(
+        Path("study"), *launcher, *factors, env=env, cwd=tmp_path, fresh=True
+    )  # a relative sweep dir
     done = records(tmp_path / "study")
     assert sorted(done) == [0, 1, 2, 3]
     levels = sorted((r["factors"]["prune"], r["factors"]["quant"]) for r in done.values())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -85,12 +84,14 @@ def test_failed_jobs_are_failed_trials_and_failed_mlflow_runs(run_sweep, tmp_pat
     assert "search.json" in {a.path for a in client.list_artifacts(parent.info.run_id)}
 
 
-def test_keep_float_sweeps_on_a_tiny_llama_and_records_the_kept_linears(tiny_llama_dir, tmp_path):
+def test_keep_float_sweeps_on_a_tiny_llama_and_records_the_kept_linears(
+    tiny_llama_dir, tmp_path, sweep_server
+):
     sweep_dir = tmp_path / "keep-float"
     command = sweep_command(sweep_dir, f"model.name_or_path={tiny_llama_dir}", *FAST, *LM,
                             f"paths.cache_dir={tmp_path / 'cache'}", "bench.cold_load=false",
                             "quant=int8", "quant.keep_float=0,4,8")  # fmt: skip
-    subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=600)
+    sweep_server.run(command[3:], check=True)
     done = records(sweep_dir)
     kept = {r["config"]["quant"]["keep_float"]: r["compression"]["quant"]["kept_float"]
             for r in done.values()}  # fmt: skip

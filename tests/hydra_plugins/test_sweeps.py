@@ -133,7 +133,9 @@ def test_joblib_jobs_run_in_parallel_on_their_own_cores(tmp_path):
 def test_joblib_sweep_records_where_each_job_ran(run_sweep, tmp_path):
     sweep_dir = tmp_path / "joblib"
     launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-    run_sweep(sweep_dir, "hydra/sweeper=doe", *launcher, "prune=0.3,0.7", "quant=fp32,int8")
+    run_sweep(
+        sweep_dir, "hydra/sweeper=doe", *launcher, "prune=0.3,0.7", "quant=fp32,int8", fresh=True
+    )
     done = records(sweep_dir)
     assert sorted(done) == [0, 1, 2, 3]
     expected = "pinned" if len(os.sched_getaffinity(0)) >= 2 else "shared"

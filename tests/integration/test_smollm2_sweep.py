@@ -5,11 +5,11 @@ new tokens."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.sweep_server import SweepServer
 
 pytestmark = pytest.mark.slow
 
@@ -20,17 +20,15 @@ SMALL = [
 ]  # fmt: skip
 
 
-def _sweep(root: Path, *overrides: str) -> list[dict]:
-    command = [sys.executable, "-m", "compress.main", "-m", *SMALL, *overrides,
-               f"hydra.sweep.dir={root}"]  # fmt: skip
-    subprocess.run(command, check=True, timeout=1200)
+def _sweep(server: SweepServer, root: Path, *overrides: str) -> list[dict]:
+    server.run(["-m", *SMALL, *overrides, f"hydra.sweep.dir={root}"], timeout=1200, check=True)
     return [json.loads(p.read_text()) for p in sorted(root.glob("*/metrics.json"))]
 
 
 @pytest.fixture(scope="module")
-def lm_records(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+def lm_records(tmp_path_factory: pytest.TempPathFactory, sweep_server) -> dict[str, dict]:
     # int8 alone: an unchanged model's identity (ratio 1, KL 0) is tested on a tiny Llama
-    records = _sweep(tmp_path_factory.mktemp("lm"), "task=lm", "quant=int8",
+    records = _sweep(sweep_server, tmp_path_factory.mktemp("lm"), "task=lm", "quant=int8",
                      "prune_method=none", "task.eval_tokens=512", "task.window=256",
                      "task.stride=128")  # fmt: skip
     return {r["factors"]["quant"]: r for r in records}
@@ -61,10 +59,11 @@ def test_int8_quantizes_every_linear_of_smollm2(lm_records):
     assert memory["4"]["kv_cache_bytes"] == 4 * memory["1"]["kv_cache_bytes"]
 
 
-def test_generation_with_pruned_draft_and_speculative_decoding(tmp_path_factory):
-    (record,) = _sweep(tmp_path_factory.mktemp("generation"), "task=generation", "quant=int8",
-                       "prune_method=heads", "prune=0.34", "task.decoding=speculative",
-                       "task.num_prompts=4", "task.max_new_tokens=8")  # fmt: skip
+def test_generation_with_pruned_draft_and_speculative_decoding(tmp_path_factory, sweep_server):
+    (record,) = _sweep(sweep_server, tmp_path_factory.mktemp("generation"), "task=generation",
+                       "quant=int8", "prune_method=heads", "prune=0.34",
+                       "task.decoding=speculative", "task.num_prompts=4",
+                       "task.max_new_tokens=8")  # fmt: skip
     assert record["status"] == "ok", record["error"]
     assert record["compression"]["prune"]["units_removed"] == 30 * 3  # one head per KV group
     config = json.loads(

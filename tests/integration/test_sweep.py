@@ -15,22 +15,23 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.sweep_server import SweepServer
+
 pytestmark = pytest.mark.slow
 
 LEVELS = {(prune, quant) for prune in (0.0, 0.5) for quant in ("fp32", "int8", "bf16")}
 
 
 @pytest.fixture(scope="module")
-def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sweep_dir(tmp_path_factory: pytest.TempPathFactory, sweep_server: SweepServer) -> Path:
     root = tmp_path_factory.mktemp("sweep")
     command = [
-        sys.executable, "-m", "compress.main", "-m",
-        "prune=0,0.5", "prune_method=heads_neurons", "quant=fp32,int8,bf16",
+        "-m", "prune=0,0.5", "prune_method=heads_neurons", "quant=fp32,int8,bf16",
         "bench.warmup=1", "bench.repeats=5", "bench.cold_load=false", "keep_artifact=false",
         "task.eval_size=1000", "task.finetune.max_steps=100",
         f"hydra.sweep.dir={root}",
     ]  # fmt: skip
-    subprocess.run(command, check=True, timeout=1500, capture_output=True)
+    sweep_server.run(command, timeout=1500, check=True)
     return root
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.sweep_server import SweepServer
 
 pytestmark = pytest.mark.slow
 
@@ -19,11 +19,10 @@ SMALL = ["task=classification", "task.train_size=64", "task.eval_size=40",
          "bench.cold_load=false", "keep_artifact=false", "prune=0"]  # fmt: skip
 
 
-def _sweep(sweep_dir: Path, cache: Path, *arguments: str) -> list[dict]:
-    command = [sys.executable, "-m", "compress.main", "-m", *SMALL, *arguments,
-               f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
+def _sweep(server: SweepServer, sweep_dir: Path, cache: Path, *arguments: str) -> list[dict]:
     env = {**os.environ, "COMPRESS_CACHE_DIR": str(cache)}
-    subprocess.run(command, check=True, timeout=900, env=env, capture_output=True)
+    server.run(["-m", *SMALL, *arguments, f"hydra.sweep.dir={sweep_dir}"], env=env,
+               timeout=900, check=True)  # fmt: skip
     return [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/metrics.json"))]
 
 
@@ -36,10 +35,12 @@ def _sweep(sweep_dir: Path, cache: Path, *arguments: str) -> list[dict]:
                            "task.data.label_column=same"], 2),
     ],
 )  # fmt: skip
-def test_sweep_on_a_users_file(data_dir, tiny_pretrained_dir, tmp_path, file, columns, classes):
+def test_sweep_on_a_users_file(
+    data_dir, tiny_pretrained_dir, tmp_path, file, columns, classes, sweep_server
+):
     data = f"task.data.files.train={data_dir / file}"
-    records = _sweep(tmp_path / "sweep", tmp_path / "cache", data, *columns, "quant=fp32,int8",
-                     f"model.name_or_path={tiny_pretrained_dir}")  # fmt: skip
+    records = _sweep(sweep_server, tmp_path / "sweep", tmp_path / "cache", data, *columns,
+                     "quant=fp32,int8", f"model.name_or_path={tiny_pretrained_dir}")  # fmt: skip
     assert [r["status"] for r in records] == ["ok", "ok"]
     for record in records:
         quality = record["compressed"]["quality"]

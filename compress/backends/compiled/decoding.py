@@ -16,8 +16,8 @@ the compiled step, with C++ wrapper code (``cpp_wrapper``) instead of Inductor's
 transformers' ``generate`` spends milliseconds per token in Python around the step (logits
 processors, stopping criteria, mask and position bookkeeping), which is most of a decode step
 of a 135M model once its matmuls are quantized (SmolLM2 int4, 2 threads, AVX-512 EPYC: 11.2 ms
-per token through ``generate``, 7.5 ms in this loop). Any other call (sampling, left padding,
-``return_dict_in_generate``) goes to ``generate`` with the same compiled step.
+per token through ``generate``, 7.5 ms in this loop). Any other call (sampling, left padding)
+goes to ``generate`` with the same compiled step.
 
 Compilation happens on a shape's first ``generate`` call: the timed loop's warm-up rounds,
 never a timed round (``bench.warmup`` >= 1 is required). Inductor's graph cache lives under
@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from transformers.generation.utils import GenerateDecoderOnlyOutput
 
 from compress.backends.registry import CompressedModel
 from compress.backends.token_loop import NoStreamer, new_tokens
@@ -74,7 +75,8 @@ class CompiledCausalLM:
 
     # generate() arguments the greedy loop honours; any other sends the call to transformers
     GREEDY_KEYS = frozenset({"input_ids", "attention_mask", "max_new_tokens", "min_new_tokens",
-                             "do_sample", "streamer", "pad_token_id"})  # fmt: skip
+                             "do_sample", "streamer", "pad_token_id",
+                             "return_dict_in_generate"})  # fmt: skip
     OPTIONS = {"freezing": True, "cpp_wrapper": True}
 
     def __init__(self, model: nn.Module) -> None:
@@ -130,9 +132,12 @@ class CompiledCausalLM:
 
     @torch.inference_mode()  # the cache is reset in place: its tensors stay inference tensors
     def _greedy(self, input_ids: torch.Tensor, max_new_tokens: int, min_new_tokens: int = 0,
-                streamer=None, pad_token_id: int | None = None, **_) -> torch.Tensor:  # fmt: skip
+                streamer=None, pad_token_id: int | None = None,
+                return_dict_in_generate: bool = False, **_):  # fmt: skip
         """Prompt and greedy continuation, as ``generate`` returns them: end-of-sequence is
-        suppressed before ``min_new_tokens``; a finished sequence is padded until all are."""
+        suppressed before ``min_new_tokens``; a finished sequence is padded until all are.
+        ``return_dict_in_generate``: the sequences and the static cache they were decoded in
+        (what the memory measurement weighs)."""
         eos = self.model.generation_config.eos_token_id
         eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
         pad = pad_token_id if pad_token_id is not None else (eos or [0])[0]
@@ -153,7 +158,12 @@ class CompiledCausalLM:
             new = new_tokens(logits, next_logits, max_new_tokens, min_new_tokens, eos, pad,
                              streamer)  # fmt: skip
         self._compiled.add(shape)
-        return torch.cat([input_ids, new], dim=1)
+        sequences = torch.cat([input_ids, new], dim=1)
+        if not return_dict_in_generate:
+            return sequences
+        return GenerateDecoderOnlyOutput(
+            sequences=sequences, past_key_values=cache[self._cache_arg]
+        )
 
     def _guards(self, shape: tuple[int, int]) -> AbstractContextManager:
         """Dynamo checks its guards (one per weight and cache tensor the step reads, among

@@ -14,6 +14,7 @@ import psutil
 import pytest
 from omegaconf import OmegaConf
 
+from compress.infra.atomic import write_json_atomic
 from compress.pipeline.isolation import JobFailed, Limits, Watch, run_isolated
 from compress.pipeline.job import run_job
 from compress.record import RECORD_NAME, JobRecord, read_record, timestamp
@@ -76,6 +77,26 @@ def test_a_native_crash_leaves_a_failed_record(tmp_path):
     assert read_record(tmp_path / RECORD_NAME)["error"].startswith("killed by signal 11")
 
 
+def _record_where(cfg, record, folder) -> None:
+    """Writes an ok record that says the child's folder and one variable of its environment."""
+    record.status, record.finished_at = "ok", timestamp()
+    record.notes = [os.getcwd(), os.environ.get("COMPRESS_PROBE", "")]
+    write_json_atomic(folder / RECORD_NAME, record.to_dict())
+
+
+def test_the_child_has_the_sweeps_folder_and_environment_as_the_job_starts(tmp_path, monkeypatch):
+    """Not the fork server's (started earlier, elsewhere, with another environment): a
+    sweep process that serves several sweeps, or that ``hydra.job.chdir`` moved, has its
+    jobs run where and with what it has at their start."""
+    cfg = OmegaConf.create({"job": {"memory_limit_gb": 4, "timeout_s": 60}})
+    for folder, probe in ((tmp_path / "a", "1"), (tmp_path / "b", "2")):
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        monkeypatch.setenv("COMPRESS_PROBE", probe)
+        written = run_isolated(_record_where, cfg, JobRecord({}, [], {}, timestamp()), folder)
+        assert written["notes"] == [str(folder), probe]
+
+
 def _sleep(cfg, record, folder) -> None:
     time.sleep(600)
 
@@ -84,6 +105,7 @@ _PARENT = """
 import sys
 from pathlib import Path
 from omegaconf import OmegaConf
+from compress.infra.atomic import write_json_atomic
 from compress.pipeline.isolation import run_isolated
 from compress.record import JobRecord, timestamp
 from tests.compress.pipeline.test_isolation import _sleep
@@ -119,15 +141,16 @@ def test_causes_name_the_signal_and_the_memory():
 
 
 @pytest.mark.slow
-def test_a_sweep_goes_on_past_a_job_that_died_and_says_how_it_went(tmp_path, tiny_pretrained_dir):
+def test_a_sweep_goes_on_past_a_job_that_died_and_says_how_it_went(
+    tmp_path, tiny_pretrained_dir, sweep_server
+):
     """The done-when of the issue, with a job that outgrows its memory in the middle."""
     sweep = tmp_path / "sweep"
-    command = [sys.executable, "-m", "compress.main", "-m", "job.memory_limit_gb=0,0.05,0",
-               f"model.name_or_path={tiny_pretrained_dir}", *TINY_JOB,
-               f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    command = ["-m", "job.memory_limit_gb=0,0.05,0", f"model.name_or_path={tiny_pretrained_dir}",
+               *TINY_JOB, f"hydra.sweep.dir={sweep}"]  # fmt: skip
     env = {**os.environ, "COMPRESS_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
+    result = sweep_server.run(command, env=env, timeout=1200)
     statuses = [read_record(sweep / str(n) / RECORD_NAME)["status"] for n in range(3)]
     assert statuses == ["ok", "failed", "ok"]
     assert read_record(sweep / "1" / RECORD_NAME)["error"].startswith("out of memory (peak RSS")

@@ -131,3 +131,11 @@ def test_compiled_lm_job_of_a_pruned_int4_model_decodes_in_the_compiled_loop(
     assert record["compression"]["prune"]["units_removed"] > 0
     speed = record["compressed"]["speed"]
     assert speed["decode_ms_p50"] > 0 and speed["tokens_per_s"] > 0
+    memory = speed["memory_by_batch_size"]
+    # the static cache the loop decoded in, every position reserved: 2 blocks x (K, V) x the
+    # 1 key/value head left x 8 wide x (8 + 4) positions x 4 bytes
+    assert (
+        memory["3"]["kv_cache_bytes"]
+        == 3 * memory["1"]["kv_cache_bytes"]
+        == 3 * (2 * 2 * 1 * 8 * (8 + 4) * 4)
+    )

@@ -50,13 +50,15 @@ def test_the_baseline_beats_the_majority_class(compose_config, tmp_path: Path, s
         assert any("cuts" in note and "of the held-out texts" in note for note in record["notes"])
 
 
-def test_shuffled_labels_fire_the_gate_and_the_report_draws_no_conclusion(tmp_path: Path):
+def test_shuffled_labels_fire_the_gate_and_the_report_draws_no_conclusion(
+    tmp_path: Path, sweep_server
+):
     data = shapes.write(shapes.shuffled(shapes.tiny()), tmp_path / "shuffled.csv")
     sweep = tmp_path / "sweep"
-    command = [sys.executable, "-m", "compress.main", "-m", *LIGHT, "quant=fp32,int8",
-               f"task.data.files.train={data}", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    command = ["-m", *LIGHT, "quant=fp32,int8", f"task.data.files.train={data}",
+               f"hydra.sweep.dir={sweep}"]  # fmt: skip
     env = {**os.environ, "COMPRESS_CACHE_DIR": str(tmp_path / "cache")}
-    subprocess.run(command, check=True, timeout=900, capture_output=True, env=env)
+    sweep_server.run(command, env=env, timeout=900, check=True)
     records = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
     assert [r["baseline"]["learned"] for r in records] == [False, False]
     assert all("accuracy_delta" not in r["ratios"]["intervals"] for r in records)
