@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -66,21 +65,18 @@ def test_ray_preset_joins_an_existing_cluster_with_a_cpu_per_job():
     assert (launcher.ray.remote.num_cpus, launcher.ray.remote.num_gpus) == (1, 0)
 
 
-def dry_run(sweep_dir: Path, *arguments: str) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable, "-m", "compress.main", "-m", "hydra/sweeper=doe",
-        "hydra.sweeper.dry_run=true", *arguments, f"hydra.sweep.dir={sweep_dir}",
-    ]  # fmt: skip
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+def test_dry_run_prints_the_design_and_launches_nothing(tmp_path: Path, sweep_server):
+    def dry_run(*arguments: str) -> subprocess.CompletedProcess:
+        command = ["-m", "hydra/sweeper=doe", "hydra.sweeper.dry_run=true", *arguments,
+                   f"hydra.sweep.dir={tmp_path / 'preview'}"]  # fmt: skip
+        return sweep_server.run(command, cwd=REPO, timeout=120)
 
-
-def test_dry_run_prints_the_design_and_launches_nothing(tmp_path: Path):
     design = ["hydra.sweeper.design=fracfact", "hydra.sweeper.resolution=4"]
-    result = dry_run(tmp_path / "preview", *design, *FIVE_FACTORS, "quant=fp32,int3")
+    result = dry_run(*design, *FIVE_FACTORS, "quant=fp32,int3")
     assert result.returncode == 2  # every job's config is composed and checked first
     assert "quant=int3 is not an option of quant, accepted: bf16" in result.stderr
 
-    result = dry_run(tmp_path / "preview", *design, *FIVE_FACTORS)
+    result = dry_run(*design, *FIVE_FACTORS)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("fracfact, resolution IV")

@@ -371,7 +371,7 @@ def test_a_skip_pattern_naming_no_module_is_refused_before_the_job(tmp_path, tin
 
 
 def test_a_sweep_with_an_impossible_job_leaves_the_earlier_records_intact(
-    tmp_path: Path, tiny_pretrained_dir: Path
+    tmp_path: Path, tiny_pretrained_dir: Path, sweep_server
 ):
     from tests.conftest import TINY_JOB
 
@@ -379,8 +379,9 @@ def test_a_sweep_with_an_impossible_job_leaves_the_earlier_records_intact(
     common = [model, *TINY_JOB, "prune=0", "prune_method=none", "quant=fp32",
               f"hydra.sweep.dir={sweep}"]  # fmt: skip
     common = [o for o in common if not o.startswith("batch_size=")]
-    first = run_cli("-m", "batch_size=2,4", *common, cwd=tmp_path, cache=tmp_path / "cache",
-                    timeout=900)  # fmt: skip
+    env = {**os.environ, "COMPRESS_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    first = sweep_server.run(["-m", "batch_size=2,4", *common], cwd=tmp_path, env=env,
+                             timeout=900)  # fmt: skip
     assert first.returncode == 0, first.stderr[-2000:]
     assert "2 jobs: 2 ok, 0 failed, 0 skipped" in first.stdout
     records = {p: p.read_bytes() for p in sweep.glob("*/metrics.json")}
