@@ -16,14 +16,9 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 _queued: list[tuple[Callable[..., object], tuple]] = []
-_at_exit = False
 
 
 def at_sweep_end(function: Callable[..., object], *args: object) -> None:
-    global _at_exit
-    if not _at_exit:
-        atexit.register(sweep_ended)
-        _at_exit = True
     _queued.append((function, args))
 
 
@@ -35,3 +30,6 @@ def sweep_ended() -> None:
             function(*args)
         except Exception as error:
             log.warning("at the end of the sweep, %s failed: %s", function.__qualname__, error)
+
+
+atexit.register(sweep_ended)  # nothing to do where the command line ran it already
