@@ -78,7 +78,7 @@ LEVELS = {
 }
 LLAMA_CPP = "llama.cpp Q4_1 (shipped)"
 # Levels compiled decoding runs, and the GGUF types written like backend=llama_cpp does.
-COMPILED = ["fp32", "bf16", "int8_weight_only", "int4", "int4_gptq"]
+COMPILED = ["fp32", "bf16", "int8_weight_only", "int8_smoothquant", "int4", "int4_gptq"]
 GGUF_TYPES = ["f32", "q8_0", "q4_0", "q4_k_m", "q5_k_m"]
 
 

@@ -79,16 +79,17 @@ class TorchCompiledBackendConfig(BackendConfig):
     """PyTorch 2 compiled. Classifiers: the model captured with ``torch.export``, int8 by PT2E
     (torchao's x86 Inductor quantizer), compiled ahead of time by AOTInductor with frozen
     weights into one package per recipe (cached under ``paths.cache_dir``). Causal LMs: the
-    torch backend's level, decoded with a static KV cache and decode steps compiled by
-    ``torch.compile`` with frozen weights. ``CLASSIFICATION`` and ``DECODING`` list the
-    levels of each; ``SUPPORTED`` is both."""
+    torch backend's level, decoded greedily with a static KV cache and an AOTInductor package
+    per decode-step shape that reads the model's own weights. ``CLASSIFICATION`` and
+    ``DECODING`` list the levels of each; ``SUPPORTED`` is both."""
 
     name: str = "torch_compiled"
     CLASSIFICATION: ClassVar[tuple[type, ...]] = (
         Float32Config, BFloat16Config, Int8DynamicConfig, Int8StaticConfig,
     )  # fmt: skip
     DECODING: ClassVar[tuple[type, ...]] = (
-        Float32Config, BFloat16Config, Int8WeightOnlyConfig, Int4WeightOnlyConfig, Int4GPTQConfig,
+        Float32Config, BFloat16Config, Int8WeightOnlyConfig, Int8SmoothQuantConfig,
+        Int4WeightOnlyConfig, Int4GPTQConfig,
     )  # fmt: skip
     SUPPORTED: ClassVar[tuple[type, ...]] = tuple(dict.fromkeys(CLASSIFICATION + DECODING))
     INT4_GROUP_SIZES: ClassVar[tuple[int, ...]] = TorchBackendConfig.INT4_GROUP_SIZES

@@ -1,33 +1,33 @@
 """Compiled decoding of causal LMs (``backend=torch_compiled``, ``task=lm``/``generation``): the
-model quantized by the torch backend's own handler of the level (float, or packed weight-only
-int8/int4 Linears), then every decode step run with transformers' static KV cache through
-``torch.compile`` with Inductor freezing (weights folded into the graph as constants, so
-Inductor prepacks them and fuses the step around the matmuls).
+model quantized by the torch backend's own handler of the level (float, packed weight-only
+int8/int4 Linears, or W8A8 after SmoothQuant), then every greedy decode step run by an
+AOTInductor package compiled for it, over transformers' static KV cache.
 
-Why ``torch.compile`` and not AOTInductor here: a decode step is a different program for every
-(batch size, cache length), and transformers' ``generate`` already drives a static cache and a
-compiled step (``compile_config``); an AOT package per shape would duplicate that loop. The
-prefill, like transformers' own, stays eager (prompt lengths vary), and so does the plain
-forward pass that scores perplexity windows: a compiled level's perplexity is its eager
-level's (same weights, same kernels outside the fused step).
+Why AOTInductor for the greedy loop: the package is a C++ function of (token, position, the
+cache's tensors) that nothing in Python guards or wraps; ``torch.compile`` of the same step
+(Inductor, frozen weights, C++ wrapper) spends ~3 ms per SmolLM2 token in Dynamo's cache lookup
+and the call's wrappers, a third of a quantized step (int8 W8A8 10.2 -> 6.9 ms, int4 9.4 ->
+7.2 ms, the same tokens; 2 threads, AVX-512 EPYC, one process, interleaved). The package runs
+on the model's own tensors (``load_constants`` with ``user_managed``: a weight changed in place
+is the weight it reads), but its shared library carries a copy of the weights too, which stays
+loaded: a compiled step costs about the quantized weights' bytes in memory once more (SmolLM2
+int4: +97 MB resident). The cache's key and value tensors are inputs it writes in place, so
+one package serves every cache of its shape.
 
-Greedy decoding of unpadded prompts (what the timed loop runs) takes a loop of its own around
-the compiled step, with C++ wrapper code (``cpp_wrapper``) instead of Inductor's Python one:
-transformers' ``generate`` spends milliseconds per token in Python around the step (logits
-processors, stopping criteria, mask and position bookkeeping), which is most of a decode step
-of a 135M model once its matmuls are quantized (SmolLM2 int4, 2 threads, AVX-512 EPYC: 11.2 ms
-per token through ``generate``, 7.5 ms in this loop). Any other call (sampling, left padding)
-goes to ``generate`` with the same compiled step.
-
-Compilation happens on a shape's first ``generate`` call: the timed loop's warm-up rounds,
-never a timed round (``bench.warmup`` >= 1 is required). Inductor's graph cache lives under
+A decode step is a different program for every (batch size, cache length): a package per
+shape, compiled on its first call (the timed loop's warm-up rounds, never a timed round:
+``bench.warmup`` >= 1 is required). The prefill stays eager (prompt lengths vary), and so does
+the plain forward pass that scores perplexity windows: a compiled level's perplexity is its
+eager level's (same weights, same kernels outside the compiled step). Any call the greedy
+loop does not take (sampling, left padding, and every call of a model with sliding-window
+layers, Gemma 2/3) goes to transformers' ``generate`` with its static cache and its own
+``torch.compile`` of the step. Inductor's cache lives under
 ``paths.cache_dir/inductor``, so later jobs of a sweep that compile the same graph load it.
 """
 
 from __future__ import annotations
 
 import inspect
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
@@ -43,6 +43,7 @@ from compress.config.quant import (
     Float32Config,
     Int4GPTQConfig,
     Int4WeightOnlyConfig,
+    Int8SmoothQuantConfig,
     Int8WeightOnlyConfig,
     QuantConfig,
 )
@@ -54,53 +55,113 @@ from compress.quantization.report import QuantReport
 # The levels compiled decoding runs: the torch backend's handler of each, then the compiled step.
 decode_level = Registry("compiled decoding level")
 STEP_NOTE = (
-    "decode steps compiled by torch.compile (Inductor, weights frozen, C++ wrapper) over a static "
-    "KV cache, greedy unpadded calls in the backend's own loop; prefill and perplexity windows "
-    "run eager"
+    "greedy decode steps run by an AOTInductor package per (batch, cache length) over a static "
+    "KV cache, reading the model's own weights; prefill and perplexity windows run eager; "
+    "sampled or left-padded calls, and models with sliding-window layers, decode through "
+    "transformers' generate with a torch.compile'd step"
 )
 
 
 @decode_level.register(Float32Config)
 @decode_level.register(BFloat16Config)
 @decode_level.register(Int8WeightOnlyConfig)
+@decode_level.register(Int8SmoothQuantConfig)
 @decode_level.register(Int4WeightOnlyConfig)
 @decode_level.register(Int4GPTQConfig)
 def _torch_level(quant: QuantConfig, model: nn.Module, context: CompressionContext) -> QuantReport:
     return quantize_(quant, model, context)
 
 
+class DecodeStep(nn.Module):
+    """One decode step of ``model`` whose static cache's key and value tensors are the step's
+    inputs (written in place), so that a package exported from it serves every cache of its
+    shape: during the call, the cache's layers hold the given tensors (and, where a layer
+    counts its filled positions itself, the token's position), then their own again."""
+
+    def __init__(self, model: nn.Module, cache, cache_arg: str) -> None:
+        super().__init__()
+        self.model, self.cache, self.cache_arg = model, cache, cache_arg
+
+    def forward(self, input_ids: torch.Tensor, cache_position: torch.Tensor,
+                *keys_values: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        layers = self.cache.layers
+        own = [dict(vars(layer)) for layer in layers]
+        for layer, keys, values in zip(layers, keys_values[::2], keys_values[1::2], strict=True):
+            layer.keys, layer.values = keys, values
+            if hasattr(layer, "cumulative_length"):
+                layer.cumulative_length = cache_position[0].clone()
+        try:
+            # positions as a tensor: without them, transformers 5 counts them from the cache
+            output = self.model(input_ids=input_ids, cache_position=cache_position,
+                                position_ids=cache_position[None], use_cache=True,
+                                **{self.cache_arg: self.cache})  # fmt: skip
+            return output.logits[:, -1]
+        finally:
+            for layer, attributes in zip(layers, own, strict=True):
+                vars(layer).update(attributes)
+
+
+def cache_tensors(cache) -> list[torch.Tensor]:
+    """The static cache's key and value tensors, layer by layer (a :class:`DecodeStep`'s
+    inputs after the token and position)."""
+    return [tensor for layer in cache.layers for tensor in (layer.keys, layer.values)]
+
+
+def compile_step(model: nn.Module, cache, cache_arg: str, tokens: torch.Tensor,
+                 position: torch.Tensor):  # fmt: skip
+    """An AOTInductor package of one decode step over caches shaped like ``cache`` (filled
+    by a prefill), exported at ``tokens``/``position``, run on the model's own tensors."""
+    step = DecodeStep(model, cache, cache_arg)
+    # export traces ordinary tensors; the cache's were made under inference mode
+    with torch.inference_mode(False), torch.no_grad():
+        sample = [tensor.clone() for tensor in cache_tensors(cache)]
+        program = torch.export.export(step, (tokens.clone(), position.clone(), *sample),
+                                      strict=False)  # fmt: skip
+    package = torch._inductor.aoti_load_package(torch._inductor.aoti_compile_and_package(program))
+    # the package runs on the model's tensors; it keeps those Inductor made of its own (the
+    # int4 kernel's group size as a tensor, for one)
+    tensors = {**program.constants, **dict(step.named_parameters(remove_duplicate=False)),
+               **dict(step.named_buffers(remove_duplicate=False))}  # fmt: skip
+    ours = {name: tensors[name] for name in package.get_constant_fqns() if name in tensors}
+    package.load_constants(ours, check_full_update=False, user_managed=True)
+    return package
+
+
 class CompiledCausalLM:
-    """A causal LM whose ``generate`` decodes with a static cache and compiled steps; its
-    forward pass (perplexity, prefill) is the eager model's."""
+    """A causal LM whose greedy ``generate`` decodes with a static cache and compiled steps;
+    its forward pass (perplexity, prefill) is the eager model's."""
 
     # generate() arguments the greedy loop honours; any other sends the call to transformers
     GREEDY_KEYS = frozenset({"input_ids", "attention_mask", "max_new_tokens", "min_new_tokens",
                              "do_sample", "streamer", "pad_token_id",
                              "return_dict_in_generate"})  # fmt: skip
-    OPTIONS = {"freezing": True, "cpp_wrapper": True}
 
     def __init__(self, model: nn.Module) -> None:
         from transformers.generation.configuration_utils import CompileConfig
 
         self.model, self.config = model, model.config
+        # generate()'s own compiled step, for the calls the greedy loop does not take.
         # mode=None: no CUDA graphs (the CPU has none); options and mode exclude each other.
         self.compile_config = CompileConfig(
-            fullgraph=True, dynamic=False, mode=None, options=self.OPTIONS
-        )
+            fullgraph=True, dynamic=False, mode=None,
+            options={"freezing": True, "cpp_wrapper": True},
+        )  # fmt: skip
         self.compile_config._compile_all_devices = True  # transformers compiles on GPUs only
-        self._step = torch.compile(model.forward, fullgraph=True, dynamic=False,
-                                   options=self.OPTIONS)  # fmt: skip
-        # one cache per (batch, length), reset per call: the compiled step is specialised to
-        # its tensors, as transformers' generate keeps its own
+        # one cache and one compiled step per (batch, length); a cache is reset per call
         self._caches: dict[tuple[int, int], object] = {}
-        # the (batch, length) shapes whose step has compiled: their calls skip Dynamo's guards
-        self._compiled: set[tuple[int, int]] = set()
+        self._steps: dict[tuple[int, int], object] = {}
         # transformers 5.x renamed the forward's cache argument (the old name warns, then goes)
         forward = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in forward else "past_key_values"
         # the prefill needs the last position's logits only (a 49k-row LM head over the prompt
         # is a sixth of SmolLM2's prefill otherwise); generate() asks the same
         self._last_logits = {"logits_to_keep": 1} if "logits_to_keep" in forward else {}
+        # a sliding-window layer (Gemma 2/3) keeps its fill count and mask offsets as Python
+        # numbers, a different program per position, which one package cannot be
+        layer_types = getattr(self.config, "layer_types", None) or []
+        self._one_program = "sliding_attention" not in layer_types and not getattr(
+            self.config, "sliding_window", None
+        )
 
     def __call__(self, **inputs):
         return self.model(**inputs)
@@ -112,7 +173,7 @@ class CompiledCausalLM:
             and not kwargs.get("do_sample", False)
             and (mask is None or bool(mask.all()))
         )
-        if greedy:
+        if greedy and self._one_program:
             return self._greedy(**kwargs)
         return self.model.generate(
             **kwargs, cache_implementation="static", compile_config=self.compile_config
@@ -145,36 +206,24 @@ class CompiledCausalLM:
         streamer = streamer or NoStreamer()
         streamer.put(input_ids)
         shape = (batch, prompt + max_new_tokens)
-        cache = {self._cache_arg: self._cache(*shape), "use_cache": True}
+        cache = self._cache(*shape)
         logits = self.model(input_ids=input_ids, cache_position=torch.arange(prompt),
-                            **cache, **self._last_logits).logits[:, -1]  # fmt: skip
+                            use_cache=True, **{self._cache_arg: cache},
+                            **self._last_logits).logits[:, -1]  # fmt: skip
+        keys_values = cache_tensors(cache)
 
         def next_logits(step: int, tokens: torch.Tensor) -> torch.Tensor:
             position = torch.tensor([prompt + step])
-            return self._step(input_ids=tokens[:, None], cache_position=position,
-                              **cache).logits[:, -1]  # fmt: skip
+            if shape not in self._steps:
+                self._steps[shape] = compile_step(self.model, cache, self._cache_arg,
+                                                  tokens[:, None], position)  # fmt: skip
+            return self._steps[shape](tokens[:, None], position, *keys_values)
 
-        with self._guards(shape):
-            new = new_tokens(logits, next_logits, max_new_tokens, min_new_tokens, eos, pad,
-                             streamer)  # fmt: skip
-        self._compiled.add(shape)
+        new = new_tokens(logits, next_logits, max_new_tokens, min_new_tokens, eos, pad, streamer)
         sequences = torch.cat([input_ids, new], dim=1)
         if not return_dict_in_generate:
             return sequences
-        return GenerateDecoderOnlyOutput(
-            sequences=sequences, past_key_values=cache[self._cache_arg]
-        )
-
-    def _guards(self, shape: tuple[int, int]) -> AbstractContextManager:
-        """Dynamo checks its guards (one per weight and cache tensor the step reads, among
-        others) before each call: 0.7 ms of SmolLM2's 12.4 ms int4 step (2 threads, AVX-512
-        EPYC, interleaved in one process). Once the step of this shape has compiled, the loop's
-        calls are those it compiled for (the same model, the same cache tensors, reset in
-        place; only the token and position differ), so only the guards that tell the compiled
-        shapes apart run."""
-        if shape in self._compiled:
-            return torch.compiler.set_stance("default", skip_guard_eval_unsafe=True)
-        return nullcontext()
+        return GenerateDecoderOnlyOutput(sequences=sequences, past_key_values=cache)
 
     def eval(self) -> CompiledCausalLM:
         return self

@@ -14,7 +14,13 @@ from torch import nn
 from compress.backends import compress_on, load_artifact
 from compress.backends.compiled.export import CaptureError, export_program
 from compress.config.backend import TorchCompiledBackendConfig
-from compress.config.quant import BFloat16Config, Float32Config, Int8DynamicConfig, Int8StaticConfig
+from compress.config.quant import (
+    BFloat16Config,
+    Float32Config,
+    Int8DynamicConfig,
+    Int8SmoothQuantConfig,
+    Int8StaticConfig,
+)
 from compress.infra.context import CompressionContext
 from compress.pipeline.job import run_job
 from tests.conftest import TINY_JOB, tiny_bert
@@ -179,3 +185,28 @@ def test_the_greedy_loop_stops_and_pads_as_generate_does(tmp_path, token_ids):
         with torch.inference_mode():
             expected = eager.generate(input_ids=batch, **kwargs)
         assert compressed.generate(input_ids=batch, **kwargs).tolist() == expected.tolist()
+
+
+def test_the_decode_package_runs_w8a8_on_the_models_own_weights(tmp_path, token_ids):
+    """W8A8 (SmoothQuant) decodes through the compiled step as the same quantized model does
+    in eager transformers; the package holds no weights of its own: a weight changed in place
+    after it compiled changes its tokens as it changes the eager model's."""
+    from tests.fixtures.decoders import tiny_llama
+
+    calibration = [{"input_ids": token_ids[None, :16]}]
+    context = CompressionContext(calibration=lambda n: calibration[:n])
+    compiled = compress_on(TorchCompiledBackendConfig(), tiny_llama(seed=4),
+                           Int8SmoothQuantConfig(calibration_batches=1), context,
+                           tmp_path / "a").model  # fmt: skip
+    ids, kwargs = token_ids[None, :9], {"max_new_tokens": 8, "do_sample": False, "pad_token_id": 0}
+    head = compiled.model.get_output_embeddings()
+    assert "aten._int_mm" == head.KERNEL
+    answers = []
+    for _ in range(2):
+        with torch.inference_mode():
+            expected = compiled.model.generate(input_ids=ids, **kwargs)  # eager, its own cache
+        answers.append(compiled.generate(input_ids=ids, **kwargs).tolist())
+        assert answers[-1] == expected.tolist()
+        with torch.no_grad():
+            head.scale.mul_(-1)  # every logit negated: the argmax becomes the argmin
+    assert answers[0][0][9:] != answers[1][0][9:]

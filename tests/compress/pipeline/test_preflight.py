@@ -63,7 +63,7 @@ BAD_CONFIGS = [
      "fp32, bf16, int8, int8_static"),
     ("backend=torch_compiled model=smollm2 task=lm quant=int8",
      "quant=int8 is not supported on backend=torch_compiled for task=lm, accepted: fp32, bf16, "
-     "int8_weight_only, int4, int4_gptq"),
+     "int8_weight_only, int8_smoothquant, int4, int4_gptq"),
     ("backend=torch_compiled task=lm quant=fp32 bench.warmup=0",
      "bench.warmup=0 on backend=torch_compiled: the decode step compiles in the first call, "
      "which would be timed, accepted: bench.warmup >= 1"),
