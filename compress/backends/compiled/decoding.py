@@ -9,10 +9,12 @@ cache's tensors) that nothing in Python guards or wraps; ``torch.compile`` of th
 and the call's wrappers, a third of a quantized step (int8 W8A8 10.2 -> 6.9 ms, int4 9.4 ->
 7.2 ms, the same tokens; 2 threads, AVX-512 EPYC, one process, interleaved). The package runs
 on the model's own tensors (``load_constants`` with ``user_managed``: a weight changed in place
-is the weight it reads), but its shared library carries a copy of the weights too, which stays
-loaded: a compiled step costs about the quantized weights' bytes in memory once more (SmolLM2
-int4: +97 MB resident). The cache's key and value tensors are inputs it writes in place, so
-one package serves every cache of its shape.
+is the weight it reads), and its shared library carries no copy of them (SmolLM2 W8A8: +7 MB
+resident per compiled shape) — except where Inductor makes constants of its own, which only
+a library carrying every constant holds: the int4 kernel's group size, so an int4 step's
+library holds the weights once more (SmolLM2 int4: +103 MB per compiled shape). The cache's
+key and value tensors are inputs it writes in place, so one package serves every cache of its
+shape.
 
 A decode step is a different program for every (batch size, cache length): a package per
 shape, compiled on its first call (the timed loop's warm-up rounds, never a timed round:
@@ -101,6 +103,11 @@ class DecodeStep(nn.Module):
                 vars(layer).update(attributes)
 
 
+# ops Inductor lowers with constants of its own (the int4 kernel takes its group size as a
+# tensor), which only a shared library carrying its constants holds
+MAKES_CONSTANTS = {torch.ops.aten._weight_int4pack_mm_for_cpu.default}
+
+
 def cache_tensors(cache) -> list[torch.Tensor]:
     """The static cache's key and value tensors, layer by layer (a :class:`DecodeStep`'s
     inputs after the token and position)."""
@@ -117,14 +124,24 @@ def compile_step(model: nn.Module, cache, cache_arg: str, tokens: torch.Tensor,
         sample = [tensor.clone() for tensor in cache_tensors(cache)]
         program = torch.export.export(step, (tokens.clone(), position.clone(), *sample),
                                       strict=False)  # fmt: skip
-    package = torch._inductor.aoti_load_package(torch._inductor.aoti_compile_and_package(program))
-    # the package runs on the model's tensors; it keeps those Inductor made of its own (the
-    # int4 kernel's group size as a tensor, for one)
     tensors = {**program.constants, **dict(step.named_parameters(remove_duplicate=False)),
                **dict(step.named_buffers(remove_duplicate=False))}  # fmt: skip
+    made = any(node.target in MAKES_CONSTANTS for node in program.graph.nodes)
+    package = _package(program, weights_inside=made)
+    if not made and not set(package.get_constant_fqns()) <= set(tensors):
+        made = True  # constants Inductor made (a folded weight): only a library carrying them runs
+        package = _package(program, weights_inside=True)
     ours = {name: tensors[name] for name in package.get_constant_fqns() if name in tensors}
-    package.load_constants(ours, check_full_update=False, user_managed=True)
+    package.load_constants(ours, check_full_update=not made, user_managed=True)
     return package
+
+
+def _package(program: torch.export.ExportedProgram, weights_inside: bool):
+    """The program compiled by AOTInductor and loaded; ``weights_inside``: its shared library
+    carries (and, loaded, holds) a copy of every constant, the model's weights included."""
+    options = {"aot_inductor.package_constants_in_so": weights_inside}
+    path = torch._inductor.aoti_compile_and_package(program, inductor_configs=options)
+    return torch._inductor.aoti_load_package(path)
 
 
 class CompiledCausalLM:

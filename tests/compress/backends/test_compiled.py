@@ -187,11 +187,18 @@ def test_the_greedy_loop_stops_and_pads_as_generate_does(tmp_path, token_ids):
         assert compressed.generate(input_ids=batch, **kwargs).tolist() == expected.tolist()
 
 
-def test_the_decode_package_runs_w8a8_on_the_models_own_weights(tmp_path, token_ids):
+def test_the_decode_package_runs_w8a8_on_the_models_own_weights(tmp_path, token_ids, monkeypatch):
     """W8A8 (SmoothQuant) decodes through the compiled step as the same quantized model does
-    in eager transformers; the package holds no weights of its own: a weight changed in place
-    after it compiled changes its tokens as it changes the eager model's."""
+    in eager transformers; the package holds no weights of its own (its library carries
+    none) and runs on the model's: a weight changed in place after it compiled changes its
+    tokens as it changes the eager model's."""
+    from compress.backends.compiled import decoding
     from tests.fixtures.decoders import tiny_llama
+
+    carried = []
+    package = decoding._package
+    monkeypatch.setattr(decoding, "_package", lambda program, weights_inside: (
+        carried.append(weights_inside) or package(program, weights_inside)))  # fmt: skip
 
     calibration = [{"input_ids": token_ids[None, :16]}]
     context = CompressionContext(calibration=lambda n: calibration[:n])
@@ -210,3 +217,4 @@ def test_the_decode_package_runs_w8a8_on_the_models_own_weights(tmp_path, token_
         with torch.no_grad():
             head.scale.mul_(-1)  # every logit negated: the argmax becomes the argmin
     assert answers[0][0][9:] != answers[1][0][9:]
+    assert carried == [False]  # one shape, one package, no weights in its library
