@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from transformers.generation.utils import GenerateDecoderOnlyOutput
 
+from compress.backends.compiled.export import export_whole
 from compress.backends.registry import CompressedModel
 from compress.backends.token_loop import NoStreamer, new_tokens
 from compress.backends.torch.artifact import save_artifact
@@ -120,19 +121,18 @@ def compile_step(model: nn.Module, cache, cache_arg: str, tokens: torch.Tensor,
     by a prefill), exported at ``tokens``/``position``, run on the model's own tensors."""
     step = DecodeStep(model, cache, cache_arg)
     # export traces ordinary tensors; the cache's were made under inference mode
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.inference_mode(False):
         sample = [tensor.clone() for tensor in cache_tensors(cache)]
-        program = torch.export.export(step, (tokens.clone(), position.clone(), *sample),
-                                      strict=False)  # fmt: skip
+        program = export_whole(step, (tokens.clone(), position.clone(), *sample))
     tensors = {**program.constants, **dict(step.named_parameters(remove_duplicate=False)),
                **dict(step.named_buffers(remove_duplicate=False))}  # fmt: skip
-    made = any(node.target in MAKES_CONSTANTS for node in program.graph.nodes)
-    package = _package(program, weights_inside=made)
-    if not made and not set(package.get_constant_fqns()) <= set(tensors):
-        made = True  # constants Inductor made (a folded weight): only a library carrying them runs
-        package = _package(program, weights_inside=True)
+    inside = any(node.target in MAKES_CONSTANTS for node in program.graph.nodes)
+    package = _package(program, weights_inside=inside)
+    if not inside and not set(package.get_constant_fqns()) <= set(tensors):
+        # constants Inductor made that the list above misses: only a library carrying them runs
+        inside, package = True, _package(program, weights_inside=True)
     ours = {name: tensors[name] for name in package.get_constant_fqns() if name in tensors}
-    package.load_constants(ours, check_full_update=not made, user_managed=True)
+    package.load_constants(ours, check_full_update=not inside, user_managed=True)
     return package
 
 

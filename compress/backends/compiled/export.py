@@ -41,10 +41,15 @@ def export_program(
     batch = torch.export.Dim("batch", max=4096)
     length = torch.export.Dim("sequence", max=positions)
     dynamic = {name: {0: batch, 1: length} for name in sample}
+    return export_whole(model, kwargs=sample, dynamic_shapes=dynamic)
+
+
+def export_whole(model: nn.Module, args: tuple = (), **options) -> torch.export.ExportedProgram:
+    """Non-strict ``torch.export`` of ``model`` (``options`` as ``torch.export.export`` takes
+    them), refused with :class:`CaptureError` where it would break into pieces."""
     try:
         with torch.no_grad():
-            return torch.export.export(model, (), kwargs=sample, dynamic_shapes=dynamic,
-                                       strict=False)  # fmt: skip
+            return torch.export.export(model, args, strict=False, **options)
     except (torch._dynamo.exc.UserError, RuntimeError) as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise CaptureError(

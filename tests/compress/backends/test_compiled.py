@@ -195,10 +195,13 @@ def test_the_decode_package_runs_w8a8_on_the_models_own_weights(tmp_path, token_
     from compress.backends.compiled import decoding
     from tests.fixtures.decoders import tiny_llama
 
-    carried = []
-    package = decoding._package
-    monkeypatch.setattr(decoding, "_package", lambda program, weights_inside: (
-        carried.append(weights_inside) or package(program, weights_inside)))  # fmt: skip
+    carried, package = [], decoding._package
+
+    def counted(program, weights_inside: bool):
+        carried.append(weights_inside)
+        return package(program, weights_inside)
+
+    monkeypatch.setattr(decoding, "_package", counted)
 
     calibration = [{"input_ids": token_ids[None, :16]}]
     context = CompressionContext(calibration=lambda n: calibration[:n])
@@ -207,7 +210,7 @@ def test_the_decode_package_runs_w8a8_on_the_models_own_weights(tmp_path, token_
                            tmp_path / "a").model  # fmt: skip
     ids, kwargs = token_ids[None, :9], {"max_new_tokens": 8, "do_sample": False, "pad_token_id": 0}
     head = compiled.model.get_output_embeddings()
-    assert "aten._int_mm" == head.KERNEL
+    assert head.KERNEL == "aten._int_mm"
     answers = []
     for _ in range(2):
         with torch.inference_mode():
