@@ -7,9 +7,10 @@ writes, side by side in one process.
     python benchmarks/lm_decode.py --levels fp32 int8_weight_only int4 --no-llama-cpp
     python benchmarks/lm_decode.py --compiled fp32 int8_weight_only --gguf f32 q8_0 q4_k_m
 
-``compiled:<level>`` rows decode with a static KV cache and decode steps compiled by
-``torch.compile`` with frozen weights (compiled in the warm-up rounds, never timed; the
-Inductor cache under ``paths.cache_dir`` is reused across runs). ``llama.cpp <type>`` rows are
+``compiled:<level>`` rows decode with a static KV cache, each greedy step an AOTInductor package
+(and, for the weight-only levels on a CPU with bf16 units, a compiled bfloat16 prefill; see
+``compress.backends.compiled.decoding``), compiled in the warm-up rounds, never timed; the
+Inductor cache under ``paths.cache_dir`` is reused across runs. ``llama.cpp <type>`` rows are
 the fp32 model written as GGUF and quantized by llama.cpp's own quantizer (importance matrix
 from the calibration text where the type takes one) exactly as ``backend=llama_cpp`` does,
 plus the shipped Q4_1 GGUF file itself; llama.cpp (``pip install '.[llama]'``, built from

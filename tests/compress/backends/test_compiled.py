@@ -221,3 +221,44 @@ def test_the_decode_package_runs_w8a8_on_the_models_own_weights(tmp_path, token_
             head.scale.mul_(-1)  # every logit negated: the argmax becomes the argmin
     assert answers[0][0][9:] != answers[1][0][9:]
     assert carried == [False]  # one shape, one package, no weights in its library
+
+
+def test_a_long_prompt_fills_the_cache_through_a_compiled_bfloat16_prefill(
+    tmp_path, token_ids, monkeypatch
+):
+    """int4: a prompt of 64+ tokens is filled, after its first call, by a package whose int4
+    products run in bfloat16 on weights dequantized per call (none of the kernel's packed
+    weights in it, nor in its library), the last token by the decode step: the same greedy
+    tokens as the eager model. Without bf16 units nothing is compiled so."""
+    from compress.backends.compiled import decoding
+    from compress.config.quant import Int4WeightOnlyConfig
+    from tests.fixtures.decoders import tiny_llama
+
+    sizes = {"hidden_size": 64, "num_attention_heads": 4, "head_dim": 16, "intermediate_size": 128}
+    monkeypatch.setattr(decoding, "has_native_bf16", lambda: False)
+    assert decoding.bfloat16_prefill_modules(tiny_llama(seed=5, **sizes)) == []
+    monkeypatch.setattr(decoding, "has_native_bf16", lambda: True)  # any CPU: bf16 in software
+    carried, package = [], decoding._package
+
+    def counted(program, weights_inside: bool):
+        carried.append(weights_inside)
+        return package(program, weights_inside)
+
+    monkeypatch.setattr(decoding, "_package", counted)
+    model = tiny_llama(seed=5, **sizes)
+    compressed = compress_on(TorchCompiledBackendConfig(), model, Int4WeightOnlyConfig(),
+                             CompressionContext(), tmp_path / "a")  # fmt: skip
+    assert decoding.PREFILL_NOTE in compressed.quant.notes
+    compiled = compressed.model
+    ids = torch.cat([token_ids] * 4)[None, : decoding.PREFILL_FROM_ROWS + 6]
+    kwargs = {"max_new_tokens": 6, "do_sample": False, "pad_token_id": 0}
+    with torch.inference_mode():
+        expected = model.generate(input_ids=ids, **kwargs).tolist()  # eager
+    for _ in range(2):  # the first call compiles the decode step and the prefill
+        assert compiled.generate(input_ids=ids, **kwargs).tolist() == expected
+    (fill,) = compiled._prefills.values()
+    constants = fill.get_constant_fqns()
+    assert any(name.endswith("packed") for name in constants)  # the stored int4 levels...
+    assert not any("kernel_weight" in name for name in constants)  # ...not the kernel's
+    # the prefill's library holds no weights (bound to the model's), the int4 decode step's does
+    assert carried == [False, True]
