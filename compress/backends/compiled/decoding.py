@@ -268,8 +268,7 @@ class CompiledCausalLM:
         shape = (batch, prompt + max_new_tokens)
         cache = self._cache(*shape)
         fill, head = self._prefills.get((batch, prompt, shape[1])), input_ids[:, :-1]
-        # the cache's tensors exist once a prefill filled them (a shape that ran before)
-        keys_values = cache_tensors(cache) if fill is not None else []
+        keys_values = cache_tensors(cache) if fill is not None else []  # exist once a shape ran
 
         def next_logits(step: int, tokens: torch.Tensor) -> torch.Tensor:
             position = torch.tensor([prompt + step])
