@@ -107,3 +107,27 @@ def test_cast_levels_change_every_floating_weight(config, dtype):
     model = tiny_bert()
     quantize_(config, model, CompressionContext())
     assert {p.dtype for p in model.parameters()} == {dtype}
+
+
+@pytest.mark.parametrize("kind", ["int4", "int8_weight_only"])
+def test_the_bfloat16_product_multiplies_the_weight_the_integers_stand_for(kind):
+    """What a compiled prefill multiplies on (``product_bfloat16``): the product with the
+    dequantized weight to bfloat16 rounding (the int4 one reorders the input's columns to
+    the stored bytes' order), taken by ``forward`` from ``bfloat16_from_rows`` rows on."""
+    from compress.backends.torch.modules import Int4Linear, Int8WeightOnlyLinear
+    from compress.quantization.grid import int4_rtn, int8_per_channel, pack_nibbles
+
+    torch.manual_seed(0)
+    weight = torch.randn(48, 96)
+    if kind == "int4":
+        levels, scale, zero = int4_rtn(weight, 32)
+        module = Int4Linear(pack_nibbles(levels), scale, zero)
+    else:
+        module = Int8WeightOnlyLinear(*int8_per_channel(weight, torch.bfloat16))
+    x = torch.randn(70, 96)
+    exact = x @ module.dequantized_weight().t()
+    got = module.product_bfloat16(x)
+    assert float((got - exact).norm() / exact.norm()) < 0.005
+    module.bfloat16_from_rows = 64
+    assert torch.equal(module(x), got)
+    assert torch.equal(module(x[:63]), module.product(x[:63]))
