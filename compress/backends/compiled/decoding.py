@@ -207,12 +207,11 @@ class CompiledCausalLM:
         # one cache and one compiled step per (batch, length); a cache is reset per call
         self._caches: dict[tuple[int, int], object] = {}
         self._steps: dict[tuple[int, int], object] = {}
-        # a compiled prefill per (batch, prompt, cache length), where bfloat16_prefill holds
+        # a compiled prefill per (batch, prompt, cache length), for bfloat16_prefill_modules
         self._prefills: dict[tuple[int, int, int], object] = {}
         self._bfloat16_modules = bfloat16_prefill_modules(model)
-        # transformers 5.x renamed the forward's cache argument (the old name warns, then goes)
+        self._cache_arg = cache_argument(model)
         forward = inspect.signature(model.forward).parameters
-        self._cache_arg = "cache" if "cache" in forward else "past_key_values"
         # the prefill needs the last position's logits only (a 49k-row LM head over the prompt
         # is a sixth of SmolLM2's prefill otherwise); generate() asks the same
         self._last_logits = {"logits_to_keep": 1} if "logits_to_keep" in forward else {}
@@ -296,14 +295,19 @@ class CompiledCausalLM:
     def _compile_prefill(self, cache, head: torch.Tensor):
         """The package filling ``cache`` with ``head``'s keys and values, its weight-only
         products in bfloat16 (the cache's tensors exist: a prefill filled them)."""
-        decoder = inspect.signature(self.model.get_decoder().forward).parameters
-        cache_arg = "cache" if "cache" in decoder else "past_key_values"
+        decoder = self.model.get_decoder()
         with bfloat16_products(self._bfloat16_modules, PREFILL_FROM_ROWS):
-            return compile_step(self.model, cache, cache_arg, head, torch.arange(head.shape[1]),
-                                fill_only=True)  # fmt: skip
+            return compile_step(self.model, cache, cache_argument(decoder), head,
+                                torch.arange(head.shape[1]), fill_only=True)  # fmt: skip
 
     def eval(self) -> CompiledCausalLM:
         return self
+
+
+def cache_argument(module: nn.Module) -> str:
+    """The name ``module``'s forward takes the KV cache under: transformers 5.x renamed it
+    (the old name warns, then goes)."""
+    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
 
 
 def bfloat16_prefill_modules(model: nn.Module) -> list[PackedLinear]:
